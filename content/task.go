@@ -171,3 +171,18 @@ func ParseDigest(d string) (TaskID, error) {
 	}
 	return id, nil
 }
+
+// RedactURL returns raw without its query string, fragment and user info, for
+// logs and APIs: signed URLs carry credentials in their query.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "<redacted>"
+	}
+	u.Fragment = ""
+	return u.String()
+}

@@ -1,0 +1,43 @@
+SHELL := /bin/bash
+# dfp2p — the two set-up commands are `make demo` and `make test`.
+GO        ?= go
+BIN       := bin/dfp2p
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+# Unit tests run with the race detector; end-to-end tests run real processes.
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
+
+.PHONY: all build test unit e2e vet demo bench fuzz clean deps
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dfp2p
+
+# deps installs what the tests need on a fresh Debian machine (CI runs as root).
+deps:
+	@./scripts/deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: deps vet unit e2e
+
+unit:
+	$(GO) test -race -timeout 10m $(UNIT_PKGS)
+
+e2e:
+	$(GO) test -timeout 15m -v -count=1 ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+demo: build
+	$(GO) run ./e2e/cmd/demo -bin $(BIN)
+
+bench:
+	./scripts/bench.sh
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin e2e.log

@@ -1,0 +1,160 @@
+package cdn
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSeedOncePerTask(t *testing.T) {
+	o := &origin{data: testData(size35, 20), ranges: true}
+	srv := start(t, o)
+	st := newFakeStore(t)
+	rec := newRecorder(t)
+	s := NewSeed(newTestFetcher(t, st), rec)
+	defer s.Close()
+	u := srv.URL + "/popular"
+	id := taskFor(u)
+
+	var wg sync.WaitGroup
+	jobs := make([]*Job, 20)
+	for i := range jobs {
+		wg.Go(func() {
+			j := s.Start(Request{Task: id, URL: u})
+			jobs[i] = j
+			length, pieceSize, err := j.Started(context.Background())
+			if err != nil || length != size35 || pieceSize != mib {
+				t.Errorf("Started: %d %d %v", length, pieceSize, err)
+			}
+			<-j.Done()
+			m, err := j.Result()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			checkManifest(t, m, id, o.data)
+		})
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if j != jobs[0] {
+			t.Fatal("different jobs for one task")
+		}
+	}
+	if got := o.bodyBytes.Load(); got != size35 {
+		t.Fatalf("origin served %d bytes, want %d", got, size35)
+	}
+	if rec.starts != 1 || len(rec.pieces) != 4 {
+		t.Fatalf("observer: %d starts, %d pieces", rec.starts, len(rec.pieces))
+	}
+	// A finished job is returned again until forgotten.
+	if s.Start(Request{Task: id, URL: u}) != jobs[0] {
+		t.Fatal("finished job not reused")
+	}
+	s.Forget(id)
+	if s.Start(Request{Task: id, URL: u}) == jobs[0] {
+		t.Fatal("forgotten job reused")
+	}
+}
+
+func TestSeedFailureShared(t *testing.T) {
+	o := &origin{hook: func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		http.NotFound(w, r)
+		return true
+	}}
+	srv := start(t, o)
+	s := NewSeed(newTestFetcher(t, newFakeStore(t)), nil)
+	defer s.Close()
+	s.failedTTL = 300 * time.Millisecond
+	u := srv.URL + "/gone"
+	id := taskFor(u)
+
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, _, err := s.Start(Request{Task: id, URL: u}).Started(ctx)
+			var oe *OriginError
+			if !errors.As(err, &oe) || oe.StatusCode != 404 {
+				t.Errorf("Started: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	j := s.Start(Request{Task: id, URL: u})
+	if _, err := j.Result(); err == nil {
+		t.Fatal("no error")
+	}
+	if got := o.requests.Load(); got != 1 {
+		t.Fatalf("%d origin requests for a burst, want 1", got)
+	}
+	time.Sleep(350 * time.Millisecond)
+	j2 := s.Start(Request{Task: id, URL: u})
+	if j2 == j {
+		t.Fatal("failed job reused after its TTL")
+	}
+	<-j2.Done()
+	if got := o.requests.Load(); got != 2 {
+		t.Fatalf("%d origin requests, want 2", got)
+	}
+}
+
+func TestSeedCloseCancels(t *testing.T) {
+	o := &origin{data: testData(size35, 21), ranges: true}
+	release := make(chan struct{})
+	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		if n == 1 {
+			return false
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		return true
+	}
+	srv := start(t, o)
+	t.Cleanup(func() { close(release) })
+	s := NewSeed(newTestFetcher(t, newFakeStore(t)), nil)
+	u := srv.URL + "/slow"
+	j := s.Start(Request{Task: taskFor(u), URL: u})
+	if _, _, err := j.Started(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	s.Close()
+	if time.Since(began) > time.Second {
+		t.Fatalf("Close took %s", time.Since(began))
+	}
+	if _, err := j.Result(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+	if _, err := s.Start(Request{Task: taskFor(u), URL: u}).Result(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+func TestSeedJobTimeout(t *testing.T) {
+	o := &origin{}
+	release := make(chan struct{})
+	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		return true
+	}
+	srv := start(t, o)
+	t.Cleanup(func() { close(release) })
+	s := NewSeed(newTestFetcher(t, newFakeStore(t)), nil, WithJobTimeout(100*time.Millisecond))
+	defer s.Close()
+	u := srv.URL + "/never"
+	_, _, err := s.Start(Request{Task: taskFor(u), URL: u}).Started(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err = %v", err)
+	}
+}

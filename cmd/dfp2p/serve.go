@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dfp2p/dfp2p/daemon"
+	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/tracker"
+)
+
+func newTrackerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tracker",
+		Short: "Run the tracker: peer registry, piece scheduler and CDN seed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(v)
+			if err != nil {
+				return err
+			}
+			dir := v.GetString("data-dir")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			node.CheckUDPBuffers(log)
+			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
+				Logger: log, OriginParallel: v.GetInt("origin-parallel")})
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			log.Info("shutting down")
+			return t.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.String("data-dir", defaultDataDir("tracker"), "directory for the identity key, metadata and the seed's pieces")
+	f.StringSlice("listen", []string{"/ip4/127.0.0.1/udp/4010/quic-v1", "/ip4/127.0.0.1/tcp/4010"}, "libp2p listen multiaddrs (repeatable)")
+	f.String("api", "127.0.0.1:65010", "HTTP API address (health, tasks, peers, metrics); empty to disable")
+	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
+	return cmd
+}
+
+func newDaemonCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the peer daemon on this host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(v)
+			if err != nil {
+				return err
+			}
+			dir := v.GetString("data-dir")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			high, low := v.GetFloat64("gc-high-watermark"), v.GetFloat64("gc-low-watermark")
+			if high <= 0 || high > 1 || low <= 0 || low >= high {
+				return usagef("watermarks must satisfy 0 < low < high <= 1 (got low %v, high %v)", low, high)
+			}
+			node.CheckUDPBuffers(log)
+			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
+				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
+				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
+				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads")})
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			log.Info("shutting down")
+			return d.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.String("data-dir", defaultDataDir("daemon"), "directory for the identity key, metadata and pieces")
+	f.StringSlice("listen", []string{"/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001"}, "libp2p listen multiaddrs (repeatable)")
+	f.String("api", "127.0.0.1:65000", "local HTTP API address used by `dfp2p get`; empty to disable")
+	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable); none = read origins directly")
+	f.Duration("gc-interval", 15*time.Minute, "how often garbage collection runs")
+	f.Duration("gc-ttl", 24*time.Hour, "unused tasks older than this are removed")
+	f.Float64("gc-high-watermark", 0.8, "disk-use fraction that starts collection")
+	f.Float64("gc-low-watermark", 0.6, "disk-use fraction collection stops at")
+	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
+	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
+	return cmd
+}

@@ -1,0 +1,329 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dfp2p/dfp2p/cdn"
+	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/exchange"
+	"github.com/dfp2p/dfp2p/internal/fsutil"
+	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/store"
+	"github.com/dfp2p/dfp2p/tracker"
+)
+
+// Config is what a daemon needs.
+type Config struct {
+	DataDir  string
+	Listen   []string // libp2p multiaddrs
+	API      string   // HOST:PORT for the local HTTP API; "" disables it
+	Trackers []string // tracker multiaddrs ending in /p2p/ID; none = origin only
+	// QueryFilter lists query parameters dropped from URLs before hashing;
+	// nil means content.DefaultQueryFilter.
+	QueryFilter []string
+	Logger      *slog.Logger
+
+	// MaxConcurrentPieces bounds pieces in flight per download (default 16).
+	MaxConcurrentPieces int
+	// MaxUploads bounds concurrent piece uploads (default 32).
+	MaxUploads int
+	// GCInterval is how often garbage collection runs (default 15m; <0 disables).
+	GCInterval time.Duration
+	// TaskTTL: unused tasks older than this are collected (default 24h).
+	TaskTTL time.Duration
+	// HighWatermark and LowWatermark are disk-use fractions (default 0.8/0.6).
+	HighWatermark, LowWatermark float64
+	// AnnounceInterval is how often held tasks are re-announced (default 30s).
+	AnnounceInterval time.Duration
+	// OriginClient is the HTTP client used when reading origins directly.
+	OriginClient *http.Client
+	// WriteAddrs writes DIR/addrs once listening (default true for processes;
+	// in-process peers of `dfp2p get` turn it off).
+	NoAddrsFile bool
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.QueryFilter == nil {
+		c.QueryFilter = content.DefaultQueryFilter
+	}
+	if c.MaxConcurrentPieces <= 0 {
+		c.MaxConcurrentPieces = 16
+	}
+	if c.MaxUploads <= 0 {
+		c.MaxUploads = 32
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = 15 * time.Minute
+	}
+	if c.TaskTTL <= 0 {
+		c.TaskTTL = 24 * time.Hour
+	}
+	if c.HighWatermark <= 0 {
+		c.HighWatermark = 0.8
+	}
+	if c.LowWatermark <= 0 {
+		c.LowWatermark = 0.6
+	}
+	if c.AnnounceInterval <= 0 {
+		c.AnnounceInterval = 30 * time.Second
+	}
+}
+
+// Daemon is a running peer.
+type Daemon struct {
+	cfg        Config
+	log        *slog.Logger
+	h          host.Host
+	st         *store.Store
+	xs         *exchange.Server
+	xc         *exchange.Client
+	tc         *tracker.Client
+	originOpts []cdn.Option
+	m          *metrics
+	api        *http.Server
+	apiLn      net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	active map[content.TaskID]*download
+	// recent keeps the byte sources of the last finished downloads for the
+	// API (bounded: see rememberStats).
+	recent map[content.TaskID]Stats
+}
+
+// New starts a daemon. It returns once the host listens, the API serves and
+// DIR/addrs is written.
+func New(cfg Config) (*Daemon, error) {
+	cfg.defaults()
+	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), active: map[content.TaskID]*download{}, recent: map[content.TaskID]Stats{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	trackers, err := tracker.ParseAddrs(cfg.Trackers)
+	if err != nil {
+		return nil, err
+	}
+	key, err := node.LoadOrCreateIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.DataDir, store.WithLogger(d.log), store.WithTTL(cfg.TaskTTL),
+		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark))
+	if err != nil {
+		return nil, err
+	}
+	d.st = st
+	h, err := node.New(node.WithIdentity(key), node.WithListenAddrs(cfg.Listen...), node.WithLogger(d.log))
+	if err != nil {
+		return nil, err
+	}
+	d.h = h
+	d.m = newMetrics()
+	d.xs = exchange.NewServer(h, st, exchange.WithMaxUploads(cfg.MaxUploads),
+		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))
+	d.xc = exchange.NewClient(h)
+	if len(trackers) > 0 {
+		d.tc = tracker.NewClient(h, trackers)
+	}
+	d.originOpts = []cdn.Option{cdn.WithLogger(d.log)}
+	if cfg.OriginClient != nil {
+		d.originOpts = append(d.originOpts, cdn.WithHTTPClient(cfg.OriginClient))
+	}
+	if cfg.API != "" {
+		ln, err := net.Listen("tcp", cfg.API)
+		if err != nil {
+			return nil, fmt.Errorf("api listen %s: %w", cfg.API, err)
+		}
+		d.apiLn = ln
+		if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, "api"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		d.api = &http.Server{Handler: d.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("api server", "err", err)
+			}
+		}()
+	}
+	if d.tc != nil {
+		d.wg.Add(1)
+		go d.announceLoop()
+	}
+	if cfg.GCInterval > 0 {
+		d.wg.Add(1)
+		go d.gcLoop()
+	}
+	if !cfg.NoAddrsFile {
+		if err := node.WriteAddrsFile(filepath.Join(cfg.DataDir, "addrs"), h); err != nil {
+			return nil, err
+		}
+	}
+	d.log.Info("daemon listening", "peer", h.ID(), "addrs", node.Addrs(h), "api", d.APIAddr(), "trackers", len(trackers))
+	ok = true
+	return d, nil
+}
+
+// Host is the daemon's libp2p host.
+func (d *Daemon) Host() host.Host { return d.h }
+
+// Store is the daemon's piece store.
+func (d *Daemon) Store() *store.Store { return d.st }
+
+// APIAddr is the HTTP API's address, or "".
+func (d *Daemon) APIAddr() string {
+	if d.apiLn == nil {
+		return ""
+	}
+	return d.apiLn.Addr().String()
+}
+
+// Registry is the daemon's Prometheus registry.
+func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
+
+// Close stops the daemon: downloads are cancelled (their pieces stay on disk
+// for the next start), the API and host are shut down.
+func (d *Daemon) Close() error {
+	d.cancel()
+	if d.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.api.Shutdown(ctx)
+		cancel()
+	}
+	if d.xs != nil {
+		_ = d.xs.Close()
+	}
+	d.wg.Wait()
+	var err error
+	if d.h != nil {
+		err = d.h.Close()
+	}
+	if d.st != nil {
+		err = errors.Join(err, d.st.Close())
+	}
+	return err
+}
+
+// start returns the download for req, starting one if none is running.
+func (d *Daemon) start(req Request) (*download, error) {
+	if _, err := content.ParseURL(req.URL); err != nil {
+		return nil, &Error{Msg: err.Error(), BadRequest: true}
+	}
+	id, err := content.TaskIDFor(req.URL, req.Tag, req.Digest, d.cfg.QueryFilter)
+	if err != nil {
+		return nil, &Error{Msg: err.Error(), BadRequest: true}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx.Err() != nil {
+		return nil, errors.New("daemon is shutting down")
+	}
+	if dl, ok := d.active[id]; ok {
+		return dl, nil
+	}
+	dl := newDownload(id, req)
+	d.active[id] = dl
+	d.m.activeDownloads.Inc()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer d.m.activeDownloads.Dec()
+		d.run(d.ctx, dl)
+	}()
+	return dl, nil
+}
+
+// Open starts (or joins) the download of req and returns a stream of the
+// file's bytes in order, available as soon as the first pieces are. It
+// returns once the file's length is known, or with the error that stopped the
+// download (an origin 404 arrives here as *Error with OriginStatus 404).
+func (d *Daemon) Open(ctx context.Context, req Request) (*Stream, error) {
+	dl, err := d.start(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := dl.waitStarted(ctx); err != nil {
+		return nil, err
+	}
+	return &Stream{d: d, dl: dl, ctx: ctx, Task: dl.task, Length: dl.length}, nil
+}
+
+func (d *Daemon) announceLoop() {
+	defer d.wg.Done()
+	tk := time.NewTicker(d.cfg.AnnounceInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-tk.C:
+			d.announceAll()
+		}
+	}
+}
+
+// announceAll tells the tracker which pieces this daemon holds for every
+// task in its store, so it stays a parent after its own download finished
+// and the tracker can rebuild its state after a restart.
+func (d *Daemon) announceAll() {
+	tasks, err := d.st.Tasks()
+	if err != nil {
+		return
+	}
+	addrs := node.Addrs(d.h)
+	for _, t := range tasks {
+		if t.Held == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+		_, err := d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeAnnounce, Task: t.ID, Addrs: addrs,
+			Have: tracker.NewBitfield(d.st.Have(t.ID))})
+		cancel()
+		if err != nil {
+			d.log.Debug("announce", "task", t.ID.Short(), "err", err)
+		}
+	}
+}
+
+func (d *Daemon) gcLoop() {
+	defer d.wg.Done()
+	tk := time.NewTicker(d.cfg.GCInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-tk.C:
+			rep, err := d.st.GC(false)
+			d.m.gcRuns.Inc()
+			if err != nil {
+				d.log.Warn("gc", "err", err)
+			} else if len(rep.Removed) > 0 {
+				d.log.Info("gc removed tasks", "count", len(rep.Removed), "freed", rep.FreedBytes)
+			}
+		}
+	}
+}

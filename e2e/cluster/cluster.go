@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build compiles the dfp2p binary into dir and returns its path. The module
+// root is found from this source file's location.
+func Build(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "dfp2p")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/dfp2p")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Cluster is a set of dfp2p processes sharing one binary and one temp dir.
+type Cluster struct {
+	Bin string
+	Dir string
+	// Log receives a line for each process event; nil discards.
+	Log func(format string, args ...any)
+
+	mu    sync.Mutex
+	procs []*Proc
+	n     int
+}
+
+// New returns an empty cluster that runs bin with data under dir.
+func New(bin, dir string) *Cluster { return &Cluster{Bin: bin, Dir: dir} }
+
+// Proc is one running dfp2p process.
+type Proc struct {
+	Name    string
+	Role    string
+	DataDir string
+	API     string   // host:port of its HTTP API
+	Addrs   []string // full multiaddrs with /p2p/ID
+	LogPath string
+	args    []string
+	bin     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	exitErr error
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log(format, args...)
+	}
+}
+
+// StartTracker starts a tracker on loopback.
+func (c *Cluster) StartTracker(extra ...string) (*Proc, error) {
+	return c.start("tracker", append([]string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0"}, extra...))
+}
+
+// StartDaemon starts a daemon on loopback pointed at the given trackers.
+func (c *Cluster) StartDaemon(trackers []*Proc, extra ...string) (*Proc, error) {
+	args := []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0"}
+	for _, t := range trackers {
+		args = append(args, "--tracker", t.Addrs[0])
+	}
+	return c.start("daemon", append(args, extra...))
+}
+
+func (c *Cluster) start(role string, args []string) (*Proc, error) {
+	c.mu.Lock()
+	c.n++
+	name := fmt.Sprintf("%s%d", role, c.n)
+	c.mu.Unlock()
+	dir := filepath.Join(c.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &Proc{Name: name, Role: role, DataDir: dir, LogPath: filepath.Join(c.Dir, name+".log"), bin: c.Bin,
+		args: append([]string{role, "--data-dir", dir, "--api", "127.0.0.1:0"}, args...)}
+	if err := p.run(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	c.logf("started %s: %s api=%s", name, p.Addrs[0], p.API)
+	return p, nil
+}
+
+func (p *Proc) run() error {
+	_ = os.Remove(filepath.Join(p.DataDir, "addrs"))
+	_ = os.Remove(filepath.Join(p.DataDir, "api"))
+	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() {
+		p.exitErr = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p.waitReady(30 * time.Second)
+}
+
+// waitReady waits for DIR/addrs, DIR/api and a 200 from /healthz.
+func (p *Proc) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during start-up (%v); log:\n%s", p.Name, p.exitErr, p.Tail(40))
+		default:
+		}
+		addrs, err1 := os.ReadFile(filepath.Join(p.DataDir, "addrs"))
+		api, err2 := os.ReadFile(filepath.Join(p.DataDir, "api"))
+		if err1 == nil && err2 == nil {
+			p.Addrs = strings.Fields(string(addrs))
+			p.API = strings.TrimSpace(string(api))
+			if len(p.Addrs) > 0 && healthy(p.API) {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Kill()
+	return fmt.Errorf("%s not ready after %s; log:\n%s", p.Name, timeout, p.Tail(40))
+}
+
+func healthy(api string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + api + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// URL is the process's API base URL.
+func (p *Proc) URL() string { return "http://" + p.API }
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *Proc) Kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to 10 s, then kills.
+func (p *Proc) Stop() error {
+	if p.cmd == nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		var ee *exec.ExitError
+		if errors.As(p.exitErr, &ee) && ee.ExitCode() == -1 {
+			return nil // already killed
+		}
+		return p.exitErr
+	case <-time.After(10 * time.Second):
+		p.Kill()
+		return fmt.Errorf("%s did not stop within 10s", p.Name)
+	}
+}
+
+// Restart starts the process again with the same data dir and arguments.
+func (p *Proc) Restart() error {
+	p.Kill()
+	return p.run()
+}
+
+// Alive reports whether the process is running.
+func (p *Proc) Alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Tail returns the last n lines of the process's log.
+func (p *Proc) Tail(n int) string {
+	b, _ := os.ReadFile(p.LogPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Close kills every process. Temp dirs are the caller's.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	procs := c.procs
+	c.procs = nil
+	c.mu.Unlock()
+	for _, p := range procs {
+		p.Kill()
+	}
+}
+
+// GetResult is the outcome of one `dfp2p get`.
+type GetResult struct {
+	ExitCode int
+	Stderr   string
+	Elapsed  time.Duration
+}
+
+// Get runs `dfp2p get URL -O out` with extra arguments and returns its exit
+// code and stderr.
+func (c *Cluster) Get(ctx context.Context, url, out string, extra ...string) GetResult {
+	args := append([]string{"get", url, "-O", out, "--no-progress"}, extra...)
+	cmd := exec.CommandContext(ctx, c.Bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = io.Discard
+	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
+	start := time.Now()
+	err := cmd.Run()
+	res := GetResult{Stderr: stderr.String(), Elapsed: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+	default:
+		res.ExitCode = -1
+		res.Stderr += err.Error()
+	}
+	return res
+}

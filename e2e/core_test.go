@@ -1,0 +1,187 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/daemon"
+	"github.com/dfp2p/dfp2p/e2e/cluster"
+)
+
+// All five daemons fetch the same 128 MiB file at once; the origin is read
+// about once.
+func TestSwarmOriginReadOnce(t *testing.T) {
+	e := newEnv(t)
+	const size = 128 << 20
+	f := e.file("big.bin", size)
+	tr := e.tracker()
+	ds := e.daemons(5, tr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	results := make([]cluster.GetResult, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.c.Get(ctx, e.origin.FileURL(f.Name), e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.ExitCode != 0 {
+			t.Fatalf("get on %s: exit %d: %s", ds[i].Name, r.ExitCode, r.Stderr)
+		}
+		if got := sha256File(t, e.outPath(fmt.Sprintf("out%d", i))); got != f.SHA256 {
+			t.Fatalf("output %d: sha256 %s, want %s", i, got, f.SHA256)
+		}
+		t.Logf("%s: %s", ds[i].Name, r.Elapsed)
+	}
+	sent := e.origin.BytesSent()
+	t.Logf("origin sent %d bytes for a %d-byte file (%.3fx)", sent, size, float64(sent)/size)
+	if float64(sent) > 1.05*size {
+		t.Fatalf("origin sent %d bytes, more than 1.05x the file (%d)", sent, size)
+	}
+	// Peers served each other, not only the seed.
+	var peerBytes int64
+	for _, d := range ds {
+		var ts []daemon.TaskStatus
+		getJSON(t, d.URL()+"/api/v1/tasks", &ts)
+		if len(ts) != 1 || !ts[0].Complete {
+			t.Fatalf("%s: tasks %+v, want one complete task", d.Name, ts)
+		}
+	}
+	_ = peerBytes
+}
+
+// Killing one daemon mid-download leaves the others completing correctly,
+// and the killed daemon's client leaves no output.
+func TestKillDaemonMidDownload(t *testing.T) {
+	e := newEnv(t)
+	const size = 64 << 20
+	f := e.file("slow.bin", size)
+	e.origin.SetDelay(3 * time.Millisecond) // ~1024 writes of 64 KiB over 4 ranges: a few seconds
+	tr := e.tracker()
+	ds := e.daemons(4, tr)
+	url := e.origin.FileURL(f.Name)
+	task, _ := content.TaskIDFor(url, "", "", content.DefaultQueryFilter)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	results := make([]cluster.GetResult, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
+		}()
+	}
+	// Kill daemon 0 once it holds some pieces but not all.
+	victim := ds[0]
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var st daemon.TaskStatus
+		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Held > 0 && st.Held < st.Pieces {
+			t.Logf("killing %s at %d/%d pieces", victim.Name, st.Held, st.Pieces)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("victim never got part of the file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	victim.Kill()
+	wg.Wait()
+	if results[0].ExitCode == 0 {
+		t.Fatalf("get against the killed daemon succeeded")
+	}
+	if strings.Count(strings.TrimSpace(results[0].Stderr), "\n") != 0 {
+		t.Errorf("failure is not one line: %q", results[0].Stderr)
+	}
+	noOutput(t, e.outPath("out0"))
+	for i := 1; i < len(ds); i++ {
+		if results[i].ExitCode != 0 {
+			t.Fatalf("get on %s: exit %d: %s", ds[i].Name, results[i].ExitCode, results[i].Stderr)
+		}
+		if got := sha256File(t, e.outPath(fmt.Sprintf("out%d", i))); got != f.SHA256 {
+			t.Fatalf("output %d corrupt", i)
+		}
+	}
+
+	// The killed daemon restarts, reuses the pieces it had, and finishes.
+	e.origin.SetDelay(0)
+	if err := victim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.c.Get(ctx, url, e.outPath("again"), "--daemon", victim.URL())
+	if r.ExitCode != 0 {
+		t.Fatalf("get after restart: %s", r.Stderr)
+	}
+	if got := sha256File(t, e.outPath("again")); got != f.SHA256 {
+		t.Fatal("output after restart corrupt")
+	}
+}
+
+// A peer whose pieces are corrupt on disk serves wrong bytes: the receiver
+// detects it, writes nothing wrong, and gets the pieces elsewhere.
+func TestBadPeerDetected(t *testing.T) {
+	e := newEnv(t)
+	const size = 32 << 20
+	f := e.file("f.bin", size)
+	url := e.origin.FileURL(f.Name)
+	tr := e.tracker()
+	ds := e.daemons(2, tr)
+	evil, good := ds[0], ds[1]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if r := e.c.Get(ctx, url, e.outPath("evil"), "--daemon", evil.URL()); r.ExitCode != 0 {
+		t.Fatalf("seeding the evil peer: %s", r.Stderr)
+	}
+	// Flip bytes in every piece the evil daemon holds.
+	task, _ := content.TaskIDFor(url, "", "", content.DefaultQueryFilter)
+	pieces, _ := filepath.Glob(filepath.Join(evil.DataDir, "tasks", string(task), "*"))
+	if len(pieces) == 0 {
+		t.Fatal("no piece files found to corrupt")
+	}
+	for _, p := range pieces {
+		fh, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fh.WriteAt([]byte("corrupt!"), 100); err != nil {
+			t.Fatal(err)
+		}
+		fh.Close()
+	}
+	// Make sure the tracker knows the evil peer holds everything.
+	time.Sleep(200 * time.Millisecond)
+
+	r := e.c.Get(ctx, url, e.outPath("good"), "--daemon", good.URL())
+	if r.ExitCode != 0 {
+		t.Fatalf("get: %s", r.Stderr)
+	}
+	if got := sha256File(t, e.outPath("good")); got != f.SHA256 {
+		t.Fatal("corrupt output written")
+	}
+	var st daemon.TaskStatus
+	getJSON(t, good.URL()+"/api/v1/tasks/"+string(task), &st)
+	metrics := fetchText(t, good.URL()+"/metrics")
+	if !strings.Contains(metrics, "dfp2p_bad_pieces_total") || strings.Contains(metrics, "dfp2p_bad_pieces_total 0\n") {
+		t.Fatalf("no bad piece detected; the evil peer was never asked?\n%s", grepLines(metrics, "dfp2p_"))
+	}
+	t.Logf("%s", grepLines(metrics, "dfp2p_bad_pieces_total"))
+	// The good daemon stored only verified pieces: its copy re-reads correctly.
+	if r := e.c.Get(ctx, url, e.outPath("good2"), "--daemon", good.URL()); r.ExitCode != 0 || sha256File(t, e.outPath("good2")) != f.SHA256 {
+		t.Fatalf("second read from the good daemon: %s", r.Stderr)
+	}
+}

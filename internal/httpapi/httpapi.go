@@ -1,0 +1,35 @@
+// Package httpapi holds the few helpers the tracker's and daemon's HTTP APIs
+// share: JSON answers, one-line JSON errors and the health check.
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// ErrorBody is the JSON shape of every API error.
+type ErrorBody struct {
+	Error        string `json:"error"`
+	OriginStatus int    `json:"origin_status,omitempty"`
+}
+
+// JSON writes v as a JSON answer with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Error writes a one-line JSON error.
+func Error(w http.ResponseWriter, status int, msg string) {
+	JSON(w, status, ErrorBody{Error: msg})
+}
+
+// Healthz answers 200 "ok".
+func Healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok\n"))
+}

@@ -1,0 +1,259 @@
+// Package node owns libp2p host construction for dfp2p: the host identity,
+// the transports and their security, and the resource and connection limits.
+//
+// It must not know any dfp2p protocol: packages such as exchange and tracker
+// register their own stream handlers on the host that New returns.
+//
+// Transport choices:
+//   - QUIC v1 is the primary transport (one round trip to connect, no
+//     head-of-line blocking between streams, TLS 1.3 built in).
+//   - TCP is the fallback, secured with Noise (preferred) or TLS 1.3 and
+//     multiplexed with yamux. Plaintext is never offered.
+//   - No relay, WebSocket, WebTransport or WebRTC: dfp2p peers sit on
+//     reachable cluster networks and move bulk data, which relays cannot.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DefaultListenAddrs are used when WithListenAddrs is not given: QUIC and TCP
+// on loopback with kernel-chosen ports. Daemons pass their configured
+// addresses explicitly.
+var DefaultListenAddrs = []string{
+	"/ip4/127.0.0.1/udp/0/quic-v1",
+	"/ip4/127.0.0.1/tcp/0",
+}
+
+// Connection manager defaults. The manager trims connections down to
+// DefaultConnLow once DefaultConnHigh is exceeded; connections younger than
+// connGracePeriod and protected peers (see Protect) are never trimmed.
+const (
+	DefaultConnLow  = 256
+	DefaultConnHigh = 512
+	connGracePeriod = time.Minute
+)
+
+// rcmgrMemory is the memory budget the resource manager scales its limits
+// from. A fixed budget (instead of libp2p's default of 1/8 of the machine's
+// RAM) makes a daemon behave the same on every host. Actual use is far lower:
+// it bounds flow-control windows and stream buffers, not piece data, which
+// goes to disk.
+const rcmgrMemory = 1 << 30
+
+type config struct {
+	identity    crypto.PrivKey
+	listen      []string
+	low, high   int
+	log         *slog.Logger
+	listenIsSet bool
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithIdentity sets the host's private key (see LoadOrCreateIdentity). Without
+// it the host gets a fresh random ed25519 identity.
+func WithIdentity(sk crypto.PrivKey) Option { return func(c *config) { c.identity = sk } }
+
+// WithListenAddrs sets the multiaddrs to listen on, for example
+// "/ip4/0.0.0.0/udp/4001/quic-v1" and "/ip4/0.0.0.0/tcp/4001". An empty list
+// makes a host that only dials.
+func WithListenAddrs(addrs ...string) Option {
+	return func(c *config) { c.listen = addrs; c.listenIsSet = true }
+}
+
+// WithConnLimits sets the connection manager's low and high watermarks.
+func WithConnLimits(low, high int) Option { return func(c *config) { c.low, c.high = low, high } }
+
+// WithLogger sets the logger for host construction messages.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// New builds and starts a libp2p host listening on the configured addresses.
+// The caller must Close it.
+func New(opts ...Option) (host.Host, error) {
+	cfg := config{low: DefaultConnLow, high: DefaultConnHigh}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if !cfg.listenIsSet {
+		cfg.listen = DefaultListenAddrs
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.low <= 0 || cfg.high < cfg.low {
+		return nil, fmt.Errorf("node: invalid connection limits low=%d high=%d", cfg.low, cfg.high)
+	}
+	for _, a := range cfg.listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return nil, fmt.Errorf("node: listen address %q: %w", a, err)
+		}
+	}
+
+	rm, err := newResourceManager(cfg.high)
+	if err != nil {
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(cfg.low, cfg.high, connmgr.WithGracePeriod(connGracePeriod))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+
+	lopts := []libp2p.Option{
+		libp2p.ListenAddrStrings(cfg.listen...),
+		// QUIC first: go-libp2p's dial ranker tries QUIC before TCP anyway.
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Transport(tcp.NewTCPTransport),
+		// Security for TCP (QUIC brings its own TLS 1.3). Noise is listed
+		// first so it is preferred; TLS stays for interoperability.
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.UserAgent("dfp2p"),
+	}
+	if cfg.identity != nil {
+		lopts = append(lopts, libp2p.Identity(cfg.identity))
+	}
+	if len(cfg.listen) == 0 {
+		lopts = append(lopts, libp2p.NoListenAddrs)
+	}
+	h, err := libp2p.New(lopts...)
+	if err != nil {
+		// libp2p.New closes what it built on failure, except the managers
+		// handed to it if it failed before taking ownership.
+		cm.Close()
+		rm.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cfg.log.Debug("libp2p host started", "peer", h.ID(), "addrs", Addrs(h))
+	return h, nil
+}
+
+// newResourceManager builds libp2p's resource manager with limits raised for
+// bulk transfer.
+//
+// It starts from libp2p's defaults (plus its service defaults) scaled to the
+// fixed rcmgrMemory budget and half the process's file-descriptor limit, then
+// raises the limits that throttle piece transfer:
+//   - per-peer memory to 512 MiB and per-connection memory to 64 MiB: QUIC and
+//     yamux reserve receive-window growth against these, and a window that
+//     cannot grow caps a stream at window/RTT (field notes: default limits
+//     stall window growth);
+//   - per-stream memory to 32 MiB (yamux windows go up to 16 MiB);
+//   - streams per peer and per protocol per peer to 512/1024, because a
+//     downloader may run many pipelined fetches to one parent and a parent
+//     serves many children; applications bound their own concurrency
+//     (exchange limits concurrent uploads itself);
+//   - system connections to at least twice the connection manager's high
+//     watermark, so the connection manager, not the resource manager, decides
+//     which connections to drop.
+func newResourceManager(connHigh int) (network.ResourceManager, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	base := scaling.Scale(rcmgrMemory, numFDs()/2)
+
+	conns := rcmgr.LimitVal(max(2*connHigh, 1024))
+	over := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns:           conns,
+			ConnsInbound:    conns,
+			ConnsOutbound:   conns,
+			Streams:         16384,
+			StreamsInbound:  8192,
+			StreamsOutbound: 8192,
+			Memory:          2 << 30,
+		},
+		Transient: rcmgr.ResourceLimits{
+			Conns:         conns / 4,
+			ConnsInbound:  conns / 4,
+			ConnsOutbound: conns / 4,
+		},
+		PeerDefault: rcmgr.ResourceLimits{
+			Streams:         2048,
+			StreamsInbound:  1024,
+			StreamsOutbound: 1024,
+			Memory:          512 << 20,
+		},
+		ProtocolPeerDefault: rcmgr.ResourceLimits{
+			Streams:         1024,
+			StreamsInbound:  512,
+			StreamsOutbound: 512,
+			Memory:          512 << 20,
+		},
+		ProtocolDefault: rcmgr.ResourceLimits{
+			Streams:         8192,
+			StreamsInbound:  4096,
+			StreamsOutbound: 4096,
+			Memory:          1 << 30,
+		},
+		ServiceDefault: rcmgr.ResourceLimits{Memory: 1 << 30},
+		Conn:           rcmgr.ResourceLimits{Memory: 64 << 20},
+		Stream:         rcmgr.ResourceLimits{Memory: 32 << 20},
+	}
+	limits := over.Build(base)
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+}
+
+// Protect marks p as in use for tag (for example a task ID) so the connection
+// manager does not trim its connection during a transfer.
+func Protect(h host.Host, p peer.ID, tag string) {
+	h.ConnManager().Protect(p, tag)
+}
+
+// Unprotect removes the protection of p for tag. It reports whether p is still
+// protected under another tag.
+func Unprotect(h host.Host, p peer.ID, tag string) bool {
+	return h.ConnManager().Unprotect(p, tag)
+}
+
+// Addrs returns the host's listen addresses as full multiaddr strings ending
+// in /p2p/<peer ID>, suitable for dialing.
+func Addrs(h host.Host) []string {
+	suffix := "/p2p/" + h.ID().String()
+	addrs := h.Addrs()
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String()+suffix)
+	}
+	return out
+}
+
+// WriteAddrsFile writes Addrs(h), one per line, to path. The file is written
+// to a temporary file in the same directory and renamed into place, so a
+// reader (a test harness, a peer discovering this one) never sees a partial
+// list.
+func WriteAddrsFile(path string, h host.Host) error {
+	addrs := Addrs(h)
+	if len(addrs) == 0 {
+		return errors.New("node: host has no listen addresses")
+	}
+	body := strings.Join(addrs, "\n") + "\n"
+	if err := writeFileAtomic(path, []byte(body), 0o644); err != nil {
+		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}

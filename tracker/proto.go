@@ -1,0 +1,165 @@
+package tracker
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/dfp2p/dfp2p/content"
+)
+
+// ProtocolID is the libp2p protocol peers use to talk to a tracker.
+const ProtocolID = "/dfp2p/tracker/1.0.0"
+
+// Message size limits. A request carries at most a have-bitfield of
+// content.MaxPieces bits; a manifest answer may be as large as a manifest.
+const (
+	maxRequestSize  = 1 << 20
+	maxResponseSize = content.MaxManifestSize + 4096
+)
+
+// Request types.
+const (
+	TypeRegister = "register" // join a task; the first one starts the seed's origin fetch
+	TypeAnnounce = "announce" // heartbeat: "I still hold these pieces"; never starts a fetch
+	TypeSchedule = "schedule" // which parent serves which missing piece
+	TypeReport   = "report"   // batch of finished and failed pieces
+	TypeManifest = "manifest" // the finished task's manifest
+	TypeLeave    = "leave"    // forget me for this task
+)
+
+// Failure reasons a child reports about a parent.
+const (
+	ReasonUnreachable = "unreachable"
+	ReasonBadPiece    = "bad-piece"
+	ReasonNotFound    = "not-found"
+	ReasonOther       = "other"
+)
+
+// Request is every message a peer sends to a tracker. Fields not used by a
+// type are left empty.
+type Request struct {
+	Type string         `json:"type"`
+	Task content.TaskID `json:"task"`
+
+	// register
+	URL    string              `json:"url,omitempty"`
+	Tag    string              `json:"tag,omitempty"`
+	Digest string              `json:"digest,omitempty"`
+	Header map[string][]string `json:"header,omitempty"`
+
+	// register, announce
+	Addrs []string `json:"addrs,omitempty"`
+	Have  Bitfield `json:"have,omitempty"`
+
+	// schedule
+	Max int `json:"max,omitempty"`
+
+	// report
+	Done   []int     `json:"done,omitempty"`
+	Failed []Failure `json:"failed,omitempty"`
+}
+
+// Failure is one failed piece fetch: which parent failed which piece, and why.
+type Failure struct {
+	Piece  int    `json:"piece"`
+	Parent string `json:"parent"`
+	Reason string `json:"reason"`
+}
+
+// Response is the tracker's answer to any Request.
+type Response struct {
+	// Error is set when the request failed; OriginStatus carries the origin's
+	// HTTP status when the failure came from the origin (404 stays 404).
+	Error        string `json:"error,omitempty"`
+	OriginStatus int    `json:"origin_status,omitempty"`
+	// UnknownTask marks an error that registering again cures (the tracker
+	// restarted or forgot the task); other errors are final for the task.
+	UnknownTask bool `json:"unknown_task,omitempty"`
+
+	Task      content.TaskID `json:"task,omitempty"`
+	Length    int64          `json:"length,omitempty"`
+	PieceSize int64          `json:"piece_size,omitempty"`
+	// Complete is true once the seed holds the whole task and the manifest
+	// can be fetched.
+	Complete bool `json:"complete,omitempty"`
+
+	Assignments []Assignment `json:"assignments,omitempty"`
+	// RetryAfterMs asks the peer to wait before its next schedule request
+	// when nothing could be assigned.
+	RetryAfterMs int `json:"retry_after_ms,omitempty"`
+
+	Manifest []byte `json:"manifest,omitempty"`
+}
+
+// Assignment tells a child to fetch Piece (whose CID is CID) from Parent.
+type Assignment struct {
+	Piece  int      `json:"piece"`
+	CID    string   `json:"cid"`
+	Parent string   `json:"parent"`
+	Addrs  []string `json:"addrs,omitempty"`
+	Seed   bool     `json:"seed,omitempty"`
+}
+
+// Bitfield is a compact set of piece indexes, base64 in JSON.
+type Bitfield []byte
+
+// NewBitfield encodes have as a bitfield.
+func NewBitfield(have []bool) Bitfield {
+	if len(have) == 0 {
+		return nil
+	}
+	b := make(Bitfield, (len(have)+7)/8)
+	for i, h := range have {
+		if h {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+// Bools decodes the first n bits. Bits beyond n must be zero.
+func (b Bitfield) Bools(n int) ([]bool, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if len(b) != (n+7)/8 {
+		return nil, fmt.Errorf("bitfield has %d bytes for %d pieces", len(b), n)
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = b[i/8]&(1<<(i%8)) != 0
+	}
+	for i := n; i < len(b)*8; i++ {
+		if b[i/8]&(1<<(i%8)) != 0 {
+			return nil, fmt.Errorf("bitfield has bits beyond piece %d", n)
+		}
+	}
+	return out, nil
+}
+
+// MarshalJSON encodes the bitfield as base64.
+func (b Bitfield) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + base64.StdEncoding.EncodeToString(b) + `"`), nil
+}
+
+// UnmarshalJSON decodes a base64 bitfield.
+func (b *Bitfield) UnmarshalJSON(data []byte) error {
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return fmt.Errorf("bitfield: want a base64 string")
+	}
+	dec, err := base64.StdEncoding.DecodeString(string(data[1 : len(data)-1]))
+	if err != nil {
+		return fmt.Errorf("bitfield: %w", err)
+	}
+	*b = dec
+	return nil
+}
+
+// Error is a failed tracker request as seen by the client.
+type Error struct {
+	Msg          string
+	OriginStatus int
+	UnknownTask  bool
+}
+
+func (e *Error) Error() string { return e.Msg }

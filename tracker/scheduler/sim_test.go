@@ -1,0 +1,186 @@
+package scheduler
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+type simOpts struct {
+	peers, pieces int
+	max           int    // Schedule max per round
+	originRate    int    // pieces the seed gets from origin per round; 0 = it starts full
+	evil          string // a peer that fails every transfer with evilWhy
+	evilWhy       FailReason
+}
+
+type simResult struct {
+	rounds         int
+	seedUploads    int
+	evilAssigned   int // assignments to the evil peer
+	evilAfterFirst int // ... after its first failure (for bad piece: must be 0 within BadPieceBlock)
+}
+
+// simulate drives a swarm through rounds of Schedule -> transfer -> Done and
+// checks the invariants after every decision.
+func simulate(t *testing.T, o simOpts) simResult {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Seed = 42
+	s := New(cfg)
+	rng := rand.New(rand.NewPCG(1, 2))
+	s.AddTask("t", o.pieces)
+	now := t0
+	var seedHave []bool
+	if o.originRate == 0 {
+		seedHave = all(o.pieces)
+	}
+	if err := s.Join("t", "seed", true, seedHave, now); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, o.peers)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("peer%03d", i)
+		if err := s.Join("t", ids[i], false, nil, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type pending struct {
+		child string
+		a     Assignment
+		due   int
+	}
+	var inflight []pending
+	var res simResult
+	evilFailed := false
+	originNext := 0
+	for round := 1; ; round++ {
+		if round > 2000 {
+			t.Fatalf("not complete after %d rounds", round)
+		}
+		now = now.Add(time.Second)
+		// The seed fetches from origin and reports as pieces land.
+		if o.originRate > 0 && originNext < o.pieces {
+			var got []int
+			for i := 0; i < o.originRate && originNext < o.pieces; i++ {
+				got = append(got, originNext)
+				originNext++
+			}
+			s.Done("t", "seed", got, now)
+		}
+		s.Join("t", "seed", true, nil, now) // heartbeat
+		rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		for _, id := range ids {
+			for _, a := range s.Schedule("t", id, o.max, now) {
+				if a.Parent == id {
+					t.Fatalf("self assignment %s %v", id, a)
+				}
+				if !s.holds("t", a.Parent, a.Piece) {
+					t.Fatalf("round %d: %s assigned piece %d from %s which does not hold it", round, id, a.Piece, a.Parent)
+				}
+				if s.holds("t", id, a.Piece) {
+					t.Fatalf("assigned a held piece")
+				}
+				c := s.capacity(s.tasks["t"].peers[a.Parent])
+				if l := s.load("t", a.Parent); l > c {
+					t.Fatalf("parent %s load %d over capacity %d", a.Parent, l, c)
+				}
+				if a.Parent == o.evil {
+					res.evilAssigned++
+					if evilFailed {
+						res.evilAfterFirst++
+					}
+				}
+				due := round
+				if rng.IntN(10) < 3 { // some transfers take longer
+					due += 1 + rng.IntN(3)
+				}
+				inflight = append(inflight, pending{id, a, due})
+			}
+		}
+		// Transfers that finish this round, reported in one batch per child.
+		batch := map[string][]int{}
+		rest := inflight[:0]
+		for _, p := range inflight {
+			switch {
+			case p.due > round:
+				rest = append(rest, p)
+			case p.a.Parent == o.evil:
+				s.Failed("t", p.child, p.a.Parent, p.a.Piece, o.evilWhy, now)
+				evilFailed = true
+			default:
+				batch[p.child] = append(batch[p.child], p.a.Piece)
+			}
+		}
+		inflight = rest
+		for _, child := range slices.Sorted(maps.Keys(batch)) { // deterministic
+			s.Done("t", child, batch[child], now)
+		}
+		s.Tick(now)
+		if round%10 == 0 {
+			mustCheck(t, s)
+		}
+		tv, _, _ := s.Task("t")
+		if tv.Complete == o.peers+1 {
+			res.rounds = round
+			break
+		}
+	}
+	mustCheck(t, s)
+	for _, pv := range s.Peers() {
+		if pv.Peer == "seed" {
+			res.seedUploads = pv.Uploads
+		}
+	}
+	return res
+}
+
+func TestSimulation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    simOpts
+	}{
+		{"seed starts full", simOpts{peers: 200, pieces: 64, max: 4}},
+		{"seed fetching from origin", simOpts{peers: 200, pieces: 64, max: 4, originRate: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := simulate(t, tc.o)
+			total := tc.o.pieces * tc.o.peers
+			share := float64(r.seedUploads) / float64(total)
+			t.Logf("%d peers x %d pieces: complete in %d rounds; seed uploaded %d of %d pieces (%.1f%%)",
+				tc.o.peers, tc.o.pieces, r.rounds, r.seedUploads, total, 100*share)
+			if share > 0.15 {
+				t.Fatalf("seed share %.1f%% too high", 100*share)
+			}
+		})
+	}
+}
+
+func TestSimulationFailingParent(t *testing.T) {
+	const peers = 100
+	t.Run("keeps failing", func(t *testing.T) {
+		r := simulate(t, simOpts{peers: peers, pieces: 32, max: 4, evil: "peer007", evilWhy: FailOther})
+		t.Logf("failing parent got %d assignments (%d after its first failure) in %d rounds", r.evilAssigned, r.evilAfterFirst, r.rounds)
+		// Each child can be sent to it at most once per FailureBlock (30 rounds).
+		if limit := peers * (r.rounds/30 + 1); r.evilAssigned > limit {
+			t.Fatalf("failing parent assigned %d times, limit %d", r.evilAssigned, limit)
+		}
+	})
+	t.Run("bad piece", func(t *testing.T) {
+		r := simulate(t, simOpts{peers: peers, pieces: 32, max: 4, evil: "peer007", evilWhy: FailBadPiece})
+		t.Logf("bad-piece parent got %d assignments in %d rounds", r.evilAssigned, r.rounds)
+		if r.rounds < 300 && r.evilAfterFirst > 0 {
+			t.Fatalf("bad-piece parent assigned %d times after being reported", r.evilAfterFirst)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		r := simulate(t, simOpts{peers: peers, pieces: 32, max: 4, evil: "peer007", evilWhy: FailUnreachable})
+		t.Logf("unreachable parent got %d assignments in %d rounds", r.evilAssigned, r.rounds)
+		if limit := 2 * 8 * (r.rounds/30 + 1); r.evilAssigned > limit {
+			t.Fatalf("unreachable parent assigned %d times, limit %d", r.evilAssigned, limit)
+		}
+	})
+}

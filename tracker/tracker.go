@@ -1,0 +1,530 @@
+package tracker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dfp2p/dfp2p/cdn"
+	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/exchange"
+	"github.com/dfp2p/dfp2p/internal/fsutil"
+	"github.com/dfp2p/dfp2p/internal/wire"
+	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/store"
+	"github.com/dfp2p/dfp2p/tracker/scheduler"
+)
+
+// Config is what a tracker process needs.
+type Config struct {
+	DataDir     string
+	Listen      []string // libp2p multiaddrs
+	API         string   // HOST:PORT of the HTTP API; "" disables it
+	QueryFilter []string // query parameters dropped from URLs before hashing; nil = content.DefaultQueryFilter
+	Logger      *slog.Logger
+	// OriginParallel is the number of concurrent range requests per origin fetch.
+	OriginParallel int
+	// Scheduler overrides the scheduler's defaults when non-zero.
+	Scheduler scheduler.Config
+	// OriginClient is the HTTP client the seed uses (tests inject one).
+	OriginClient *http.Client
+}
+
+// Tracker is a running tracker process: libp2p host, scheduler, seed, store,
+// exchange server and HTTP API.
+type Tracker struct {
+	cfg    Config
+	log    *slog.Logger
+	h      host.Host
+	st     *store.Store
+	seed   *cdn.Seed
+	xs     *exchange.Server
+	api    *http.Server
+	apiLn  net.Listener
+	self   string
+	m      *metrics
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	sched *scheduler.Scheduler
+	tasks map[content.TaskID]*taskState
+	addrs map[string][]string // peer -> its advertised multiaddrs
+}
+
+type taskState struct {
+	url       string
+	length    int64
+	pieceSize int64
+	cids      []cid.Cid
+	job       *cdn.Job
+	created   time.Time
+}
+
+// New starts a tracker. It returns once the host listens, the HTTP API is
+// serving and DIR/addrs is written.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.QueryFilter == nil {
+		cfg.QueryFilter = content.DefaultQueryFilter
+	}
+	t := &Tracker{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "tracker"),
+		tasks: map[content.TaskID]*taskState{},
+		addrs: map[string][]string{},
+	}
+	scfg := scheduler.DefaultConfig()
+	if cfg.Scheduler != (scheduler.Config{}) {
+		scfg = cfg.Scheduler
+	}
+	t.sched = scheduler.New(scfg)
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+
+	key, err := node.LoadOrCreateIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.DataDir, store.WithLogger(t.log))
+	if err != nil {
+		return nil, err
+	}
+	t.st = st
+	h, err := node.New(node.WithIdentity(key), node.WithListenAddrs(cfg.Listen...), node.WithLogger(t.log))
+	if err != nil {
+		return nil, err
+	}
+	t.h = h
+	t.self = h.ID().String()
+	t.m = newMetrics()
+
+	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) })}
+	if cfg.OriginClient != nil {
+		fopts = append(fopts, cdn.WithHTTPClient(cfg.OriginClient))
+	}
+	if cfg.OriginParallel > 0 {
+		fopts = append(fopts, cdn.WithParallel(cfg.OriginParallel))
+	}
+	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, cdn.WithLogger(t.log))
+	t.xs = exchange.NewServer(h, st, exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
+	h.SetStreamHandler(ProtocolID, t.handleStream)
+
+	if cfg.API != "" {
+		ln, err := net.Listen("tcp", cfg.API)
+		if err != nil {
+			return nil, fmt.Errorf("api listen %s: %w", cfg.API, err)
+		}
+		t.apiLn = ln
+		if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, "api"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		t.api = &http.Server{Handler: t.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := t.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				t.log.Error("api server", "err", err)
+			}
+		}()
+	}
+	t.wg.Add(1)
+	go t.tickLoop()
+
+	if err := node.WriteAddrsFile(filepath.Join(cfg.DataDir, "addrs"), h); err != nil {
+		return nil, err
+	}
+	t.log.Info("tracker listening", "peer", t.self, "addrs", node.Addrs(h), "api", t.APIAddr())
+	ok = true
+	return t, nil
+}
+
+// Host is the tracker's libp2p host.
+func (t *Tracker) Host() host.Host { return t.h }
+
+// Addrs are the tracker's full multiaddrs.
+func (t *Tracker) Addrs() []string { return node.Addrs(t.h) }
+
+// APIAddr is the HTTP API's listen address, or "".
+func (t *Tracker) APIAddr() string {
+	if t.apiLn == nil {
+		return ""
+	}
+	return t.apiLn.Addr().String()
+}
+
+// Registry exposes the tracker's Prometheus registry.
+func (t *Tracker) Registry() *prometheus.Registry { return t.m.reg }
+
+// Close stops everything the tracker started and waits for it.
+func (t *Tracker) Close() error {
+	t.cancel()
+	if t.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = t.api.Shutdown(ctx)
+		cancel()
+	}
+	if t.h != nil {
+		t.h.RemoveStreamHandler(ProtocolID)
+	}
+	if t.xs != nil {
+		_ = t.xs.Close()
+	}
+	if t.seed != nil {
+		t.seed.Close()
+	}
+	t.wg.Wait()
+	var err error
+	if t.h != nil {
+		err = t.h.Close()
+	}
+	if t.st != nil {
+		err = errors.Join(err, t.st.Close())
+	}
+	return err
+}
+
+func (t *Tracker) tickLoop() {
+	defer t.wg.Done()
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case now := <-tk.C:
+			t.mu.Lock()
+			for id := range t.tasks {
+				// The seed is a peer like any other and must stay alive in the
+				// scheduler's soft state while it holds the task.
+				if have := t.st.Have(id); have != nil {
+					_ = t.sched.Join(string(id), t.self, true, have, now)
+				}
+			}
+			t.sched.Tick(now)
+			t.m.tasks.Set(float64(len(t.tasks)))
+			t.m.peers.Set(float64(len(t.sched.Peers())))
+			t.mu.Unlock()
+		}
+	}
+}
+
+// Started implements cdn.Observer: the seed learned a task's geometry.
+func (t *Tracker) Started(task content.TaskID, length, pieceSize int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := t.ensureTaskLocked(task, length, pieceSize)
+	have := t.st.Have(task)
+	for i, h := range have {
+		if h && i < len(ts.cids) {
+			if c, ok := t.st.PieceCID(task, i); ok {
+				ts.cids[i] = c
+			}
+		}
+	}
+	_ = t.sched.Join(string(task), t.self, true, have, time.Now())
+}
+
+// Piece implements cdn.Observer: the seed holds piece idx.
+func (t *Tracker) Piece(task content.TaskID, idx int, c cid.Cid) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts, ok := t.tasks[task]
+	if !ok || idx < 0 || idx >= len(ts.cids) {
+		return
+	}
+	ts.cids[idx] = c
+	t.sched.Done(string(task), t.self, []int{idx}, time.Now())
+}
+
+func (t *Tracker) ensureTaskLocked(task content.TaskID, length, pieceSize int64) *taskState {
+	ts, ok := t.tasks[task]
+	n := content.NumPieces(length, pieceSize)
+	if ok && ts.length == length && ts.pieceSize == pieceSize {
+		return ts
+	}
+	if ok {
+		t.sched.RemoveTask(string(task))
+	}
+	ts = &taskState{length: length, pieceSize: pieceSize, cids: make([]cid.Cid, n), created: time.Now()}
+	if ok {
+		ts.url, ts.job = t.tasks[task].url, t.tasks[task].job
+	}
+	t.tasks[task] = ts
+	t.sched.AddTask(string(task), n)
+	return ts
+}
+
+func (t *Tracker) handleStream(s network.Stream) {
+	defer s.Close()
+	_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var req Request
+	if err := wire.ReadMsg(bufio.NewReader(s), maxRequestSize, &req); err != nil {
+		t.log.Debug("bad tracker request", "peer", s.Conn().RemotePeer(), "err", err)
+		t.m.requests.WithLabelValues("invalid", "error").Inc()
+		_ = s.Reset()
+		return
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(t.ctx, 2*time.Minute)
+	defer cancel()
+	resp := t.handle(ctx, s.Conn().RemotePeer(), &req)
+	outcome := "ok"
+	if resp.Error != "" {
+		outcome = "error"
+	}
+	t.m.requests.WithLabelValues(req.Type, outcome).Inc()
+	_ = s.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if err := wire.WriteMsg(s, resp); err != nil {
+		_ = s.Reset()
+	}
+}
+
+func unknownTask() *Response {
+	return &Response{Error: "unknown task: register first", UnknownTask: true}
+}
+
+// jobErr is the error that ended the task's seed job, if it ended in one.
+func jobErr(j *cdn.Job) error {
+	if j == nil {
+		return nil
+	}
+	select {
+	case <-j.Done():
+		_, err := j.Result()
+		return err
+	default:
+		return nil
+	}
+}
+
+func errResp(err error) *Response {
+	var oe *cdn.OriginError
+	if errors.As(err, &oe) {
+		return &Response{Error: err.Error(), OriginStatus: oe.StatusCode}
+	}
+	return &Response{Error: err.Error()}
+}
+
+func (t *Tracker) handle(ctx context.Context, p peer.ID, req *Request) *Response {
+	switch req.Type {
+	case TypeRegister:
+		return t.register(ctx, p, req)
+	case TypeAnnounce:
+		return t.announce(p, req)
+	case TypeSchedule:
+		return t.schedule(p, req)
+	case TypeReport:
+		return t.report(p, req)
+	case TypeManifest:
+		return t.manifest(req)
+	case TypeLeave:
+		t.mu.Lock()
+		t.sched.Leave(string(req.Task), p.String())
+		t.mu.Unlock()
+		return &Response{Task: req.Task}
+	default:
+		return &Response{Error: fmt.Sprintf("unknown request type %q", req.Type)}
+	}
+}
+
+func (t *Tracker) register(ctx context.Context, p peer.ID, req *Request) *Response {
+	id, err := content.TaskIDFor(req.URL, req.Tag, req.Digest, t.cfg.QueryFilter)
+	if err != nil {
+		return errResp(err)
+	}
+	if req.Task != "" && req.Task != id {
+		return &Response{Error: fmt.Sprintf("task id %s does not match the URL, tag and digest (want %s)", req.Task.Short(), id.Short())}
+	}
+	digest := ""
+	if req.Digest != "" {
+		digest = string(id)
+	}
+	job := t.seed.Start(cdn.Request{Task: id, URL: req.URL, Header: http.Header(req.Header), Digest: digest})
+	length, pieceSize, err := job.Started(ctx)
+	if err != nil {
+		return errResp(err)
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := t.ensureTaskLocked(id, length, pieceSize)
+	ts.url, ts.job = req.URL, job
+	have, err := req.Have.Bools(len(ts.cids))
+	if err != nil {
+		return errResp(err)
+	}
+	t.addrs[p.String()] = capAddrs(req.Addrs)
+	if err := t.sched.Join(string(id), p.String(), false, have, now); err != nil {
+		return errResp(err)
+	}
+	return &Response{Task: id, Length: length, PieceSize: pieceSize, Complete: jobDone(job)}
+}
+
+func capAddrs(a []string) []string {
+	if len(a) > 16 {
+		a = a[:16]
+	}
+	return a
+}
+
+func jobDone(j *cdn.Job) bool {
+	if j == nil {
+		return false
+	}
+	select {
+	case <-j.Done():
+		_, err := j.Result()
+		return err == nil
+	default:
+		return false
+	}
+}
+
+func (t *Tracker) announce(p peer.ID, req *Request) *Response {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts, ok := t.tasks[req.Task]
+	if !ok {
+		return unknownTask()
+	}
+	have, err := req.Have.Bools(len(ts.cids))
+	if err != nil {
+		return errResp(err)
+	}
+	if len(req.Addrs) > 0 {
+		t.addrs[p.String()] = capAddrs(req.Addrs)
+	}
+	if err := t.sched.Join(string(req.Task), p.String(), false, have, time.Now()); err != nil {
+		return errResp(err)
+	}
+	return &Response{Task: req.Task, Length: ts.length, PieceSize: ts.pieceSize, Complete: jobDone(ts.job)}
+}
+
+// maxAssignments bounds one schedule answer.
+const maxAssignments = 64
+
+func (t *Tracker) schedule(p peer.ID, req *Request) *Response {
+	max := req.Max
+	if max <= 0 || max > maxAssignments {
+		max = maxAssignments
+	}
+	start := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts, ok := t.tasks[req.Task]
+	if !ok {
+		return unknownTask()
+	}
+	if err := jobErr(ts.job); err != nil {
+		// The seed failed (origin error, digest mismatch): the task is dead
+		// until someone registers it again.
+		return errResp(err)
+	}
+	as := t.sched.Schedule(string(req.Task), p.String(), max, start)
+	t.m.scheduleSeconds.Observe(time.Since(start).Seconds())
+	resp := &Response{Task: req.Task, Length: ts.length, PieceSize: ts.pieceSize, Complete: jobDone(ts.job)}
+	for _, a := range as {
+		if a.Piece < 0 || a.Piece >= len(ts.cids) || !ts.cids[a.Piece].Defined() {
+			continue
+		}
+		out := Assignment{Piece: a.Piece, CID: ts.cids[a.Piece].String(), Parent: a.Parent}
+		if a.Parent == t.self {
+			out.Seed = true
+			out.Addrs = node.Addrs(t.h)
+		} else {
+			out.Addrs = t.addrs[a.Parent]
+		}
+		resp.Assignments = append(resp.Assignments, out)
+	}
+	if len(resp.Assignments) == 0 {
+		resp.RetryAfterMs = 100
+	}
+	return resp
+}
+
+func (t *Tracker) report(p peer.ID, req *Request) *Response {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts, ok := t.tasks[req.Task]
+	if !ok {
+		return unknownTask()
+	}
+	n := len(ts.cids)
+	now := time.Now()
+	done := make([]int, 0, len(req.Done))
+	for _, i := range req.Done {
+		if i >= 0 && i < n {
+			done = append(done, i)
+		}
+	}
+	t.sched.Done(string(req.Task), p.String(), done, now)
+	for _, f := range req.Failed {
+		if f.Piece < 0 || f.Piece >= n || f.Parent == "" {
+			continue
+		}
+		t.sched.Failed(string(req.Task), p.String(), f.Parent, f.Piece, failReason(f.Reason), now)
+		if f.Reason == ReasonBadPiece {
+			t.m.badPieces.Inc()
+			t.log.Warn("peer reported a bad piece", "task", req.Task.Short(), "piece", f.Piece, "parent", f.Parent, "reporter", p)
+		}
+	}
+	return &Response{Task: req.Task}
+}
+
+func failReason(s string) scheduler.FailReason {
+	switch s {
+	case ReasonUnreachable:
+		return scheduler.FailUnreachable
+	case ReasonBadPiece:
+		return scheduler.FailBadPiece
+	case ReasonNotFound:
+		return scheduler.FailNotFound
+	default:
+		return scheduler.FailOther
+	}
+}
+
+func (t *Tracker) manifest(req *Request) *Response {
+	t.mu.Lock()
+	ts, ok := t.tasks[req.Task]
+	t.mu.Unlock()
+	if !ok || ts.job == nil {
+		return unknownTask()
+	}
+	select {
+	case <-ts.job.Done():
+	default:
+		return &Response{Task: req.Task, RetryAfterMs: 100}
+	}
+	m, err := ts.job.Result()
+	if err != nil {
+		return errResp(err)
+	}
+	b, err := m.Encode()
+	if err != nil {
+		return errResp(err)
+	}
+	return &Response{Task: req.Task, Length: m.Length, PieceSize: m.PieceSize, Complete: true, Manifest: b}
+}
