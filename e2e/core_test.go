@@ -101,6 +101,9 @@ func TestKillDaemonMidDownload(t *testing.T) {
 	}
 	victim.Kill()
 	wg.Wait()
+	for i, r := range results {
+		t.Logf("%s: exit %d after %s", ds[i].Name, r.ExitCode, r.Elapsed)
+	}
 	if results[0].ExitCode == 0 {
 		t.Fatalf("get against the killed daemon succeeded")
 	}
@@ -123,6 +126,7 @@ func TestKillDaemonMidDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.c.Get(ctx, url, e.outPath("again"), "--daemon", victim.URL())
+	t.Logf("get after restart: %s", r.Elapsed)
 	if r.ExitCode != 0 {
 		t.Fatalf("get after restart: %s", r.Stderr)
 	}

@@ -345,4 +345,3 @@ func benchExchange(b *testing.B, hash bool) {
 	}
 	b.StopTimer()
 }
-

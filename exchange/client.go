@@ -261,6 +261,12 @@ type pieceBody struct {
 
 var errBodyDone = errors.New("exchange: piece body read after deliver returned")
 
+// gatherMin is how many bytes a Read collects (if the piece has that many
+// left and p is that large) before returning. QUIC hands out data a packet or
+// a few at a time when the reader keeps up; returning such slivers would make
+// every consumer (hashing, file writes) pay per-call costs on tiny chunks.
+const gatherMin = 256 << 10
+
 func (b *pieceBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, errBodyDone
@@ -271,34 +277,36 @@ func (b *pieceBody) Read(p []byte) (int, error) {
 	if b.remaining == 0 {
 		return 0, io.EOF
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
 	}
-	// Refresh the idle deadline, but not on every tiny read: the deadline
-	// is then at least 15/16 of the idle timeout after the last progress.
-	if now := time.Now(); now.Sub(b.lastSet) > b.idle/16 {
-		if err := b.st.SetReadDeadline(now.Add(b.idle)); err != nil {
-			b.err = err
-			return 0, err
+	want := min(len(p), gatherMin)
+	n := 0
+	for n < want || n == 0 && len(p) > 0 {
+		// Refresh the idle deadline, but not on every read: it is then at
+		// least 15/16 of the idle timeout after the last progress.
+		if now := time.Now(); now.Sub(b.lastSet) > b.idle/16 {
+			if err := b.st.SetReadDeadline(now.Add(b.idle)); err != nil {
+				b.err = err
+				return n, err
+			}
+			b.lastSet = now
 		}
-		b.lastSet = now
+		k, err := b.r.Read(p[n:])
+		n += k
+		b.remaining -= int64(k)
+		if err != nil {
+			if err == io.EOF && b.remaining == 0 {
+				return n, nil // the server closed right after the last piece
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			b.err = err
+			return n, err
+		}
 	}
-	n, err := b.r.Read(p)
-	b.remaining -= int64(n)
-	switch {
-	case err == nil:
-	case err == io.EOF && b.remaining == 0:
-		err = nil // the server closed right after the last piece
-	case err == io.EOF:
-		err = io.ErrUnexpectedEOF
-		b.err = err
-	default:
-		b.err = err
-	}
-	return n, err
+	return n, nil
 }
 
 // WriteTo moves the piece to w in large chunks, so io.Copy(w, body) does not
@@ -309,10 +317,7 @@ func (b *pieceBody) WriteTo(w io.Writer) (int64, error) {
 	buf := *bp
 	var total int64
 	for b.remaining > 0 {
-		want := min(int64(len(buf)), b.remaining)
-		// Gather at least 256 KiB (or the rest) per write; QUIC hands out
-		// data a packet or a few at a time when the reader keeps up.
-		n, err := io.ReadAtLeast(b, buf[:want], int(min(want, 256<<10)))
+		n, err := b.Read(buf)
 		if n > 0 {
 			wn, werr := w.Write(buf[:n])
 			total += int64(wn)

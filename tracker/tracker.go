@@ -376,6 +376,9 @@ func (t *Tracker) register(ctx context.Context, p peer.ID, req *Request) *Respon
 		return errResp(err)
 	}
 	t.addrs[p.String()] = capAddrs(req.Addrs)
+	// A register is a fresh start for this peer (it may have restarted):
+	// drop what it had in flight so its pieces can be scheduled again.
+	t.sched.Leave(string(id), p.String())
 	if err := t.sched.Join(string(id), p.String(), false, have, now); err != nil {
 		return errResp(err)
 	}
