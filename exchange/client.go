@@ -138,9 +138,6 @@ func (c *Client) fetchBatch(ctx context.Context, p peer.ID, refs []PieceRef, bat
 		stop()
 		if err != nil {
 			st.Reset()
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-			}
 			c.cfg.log.Debug("exchange: fetch stream failed", "peer", p, "err", err)
 		} else {
 			st.Close()
@@ -169,6 +166,11 @@ func (c *Client) fetchBatch(ctx context.Context, p peer.ID, refs []PieceRef, bat
 	for _, i := range batch {
 		res := &results[i]
 		if err := c.fetchOne(st, br, p, res, deliver); err != nil {
+			if ctx.Err() != nil {
+				// The reset came from ctx: report that, not the reset.
+				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+				res.Err = err
+			}
 			if res.Err == nil {
 				res.Err = err
 			}

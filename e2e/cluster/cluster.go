@@ -197,6 +197,25 @@ func (p *Proc) Restart() error {
 	return p.run()
 }
 
+// PeakRSS is the process's peak resident set size in bytes (VmHWM), or 0.
+func (p *Proc) PeakRSS() int64 {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // Alive reports whether the process is running.
 func (p *Proc) Alive() bool {
 	select {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func TestParseHeaders(t *testing.T) {
+	h, err := parseHeaders([]string{"Authorization: Bearer x", "x-custom:  v "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("Authorization") != "Bearer x" || h.Get("X-Custom") != "v" {
+		t.Fatalf("got %v", h)
+	}
+	for _, bad := range []string{"NoColon", ": empty", "Bad Name: v", "X: a\r\nInjected: b", "X: a\nB: c", "Na\x00me: v"} {
+		if _, err := parseHeaders([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// configCmd is a command with the same config plumbing as the real ones.
+func configCmd() *cobra.Command {
+	root := newRoot()
+	cmd, _, _ := root.Find([]string{"daemon"})
+	return cmd
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("api: 127.0.0.1:7000\nmax-uploads: 5\ntracker:\n  - /ip4/127.0.0.1/udp/1/quic-v1/p2p/x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := configCmd()
+	if err := cmd.ParseFlags([]string{"--config", cfg, "--max-uploads", "9"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DFP2P_API", "127.0.0.1:7001")
+	v, err := loadConfig(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.GetString("api"); got != "127.0.0.1:7001" {
+		t.Errorf("api = %q, want the env value", got)
+	}
+	if got := v.GetInt("max-uploads"); got != 9 {
+		t.Errorf("max-uploads = %d, want the flag value", got)
+	}
+	if got := v.GetStringSlice("tracker"); len(got) != 1 {
+		t.Errorf("tracker = %v, want the file value", got)
+	}
+	if got := v.GetInt("max-concurrent-pieces"); got != 16 {
+		t.Errorf("default lost: %d", got)
+	}
+}
+
+func TestConfigRejectsUnknownAndBadYAML(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown.yaml": "api: x\nbogus-key: 1\n",
+		"bad.yaml":     "api: [unclosed\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		cmd := configCmd()
+		if err := cmd.ParseFlags([]string{"--config", p}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadConfig(cmd)
+		var ue usageError
+		if err == nil || !errors.As(err, &ue) {
+			t.Errorf("%s: err = %v, want a usage error", name, err)
+		}
+	}
+	cmd := configCmd()
+	_ = cmd.ParseFlags([]string{"--config", filepath.Join(dir, "missing.yaml")})
+	if _, err := loadConfig(cmd); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestGetUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"get"},
+		{"get", "http://x/"},
+		{"get", "ftp://x/", "-O", "f"},
+		{"get", "http://x/", "-O", "f", "--digest", "md5:00"},
+		{"get", "http://x/", "-O", "f", "-H", "bad header"},
+		{"get", "--no-such-flag"},
+	} {
+		root := newRoot()
+		root.SetArgs(args)
+		root.SetOut(new(strings.Builder))
+		root.SetErr(new(strings.Builder))
+		err := root.Execute()
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: err = %v, want a usage error (exit 2)", args, err)
+		}
+	}
+}
