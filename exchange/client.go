@@ -284,7 +284,7 @@ func (b *pieceBody) Read(p []byte) (int, error) {
 	}
 	want := min(len(p), gatherMin)
 	n := 0
-	for n < want || n == 0 && len(p) > 0 {
+	for n < want {
 		// Refresh the idle deadline, but not on every read: it is then at
 		// least 15/16 of the idle timeout after the last progress.
 		if now := time.Now(); now.Sub(b.lastSet) > b.idle/16 {
