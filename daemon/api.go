@@ -82,6 +82,7 @@ func (d *Daemon) apiHandler() http.Handler {
 		}
 		httpapi.JSON(w, http.StatusOK, d.status(t))
 	})
+	httpapi.Pprof(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -307,6 +307,9 @@ type pieceResult struct {
 	err    error
 }
 
+// reportFlush is the longest a finished piece waits before it is reported.
+const reportFlush = 200 * time.Millisecond
+
 // trackerGrace is how long schedule calls may fail in a row before the
 // daemon gives up on the tracker for this download.
 const trackerGrace = 10 * time.Second
@@ -333,7 +336,7 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 	var failed []tracker.Failure
 	lastFlush := time.Now()
 	flush := func(force bool) {
-		if len(done)+len(failed) == 0 || (!force && len(done)+len(failed) < 16 && time.Since(lastFlush) < 200*time.Millisecond) {
+		if len(done)+len(failed) == 0 || (!force && len(done)+len(failed) < 16 && time.Since(lastFlush) < reportFlush) {
 			return
 		}
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -388,10 +391,13 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				}
 			}
 		}
-		if !nextSchedule.After(time.Now()) && len(inflight) < d.cfg.MaxConcurrentPieces {
-			nextSchedule = time.Now().Add(20 * time.Millisecond)
+		// Sleep until the next schedule is due; with every slot busy, only a
+		// finished piece (or the report flush) wakes the loop.
+		wait := reportFlush
+		if len(inflight) < d.cfg.MaxConcurrentPieces {
+			wait = max(time.Until(nextSchedule), 5*time.Millisecond)
 		}
-		timer.Reset(time.Until(nextSchedule))
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

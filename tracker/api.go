@@ -64,6 +64,7 @@ func (t *Tracker) apiHandler() http.Handler {
 		t.mu.Unlock()
 		httpapi.JSON(w, http.StatusOK, peers)
 	})
+	httpapi.Pprof(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

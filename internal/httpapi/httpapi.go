@@ -5,7 +5,18 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 )
+
+// Pprof mounts Go's profiler under /debug/pprof/. The APIs bind to loopback
+// by default; profiles are for operators on the host.
+func Pprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
 
 // ErrorBody is the JSON shape of every API error.
 type ErrorBody struct {
