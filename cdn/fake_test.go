@@ -388,9 +388,18 @@ func (r *recorder) Piece(task content.TaskID, idx int, c cid.Cid) {
 
 // helpers
 
+// ps is the piece size the rule picks for every file in these tests (all are
+// far below content.TargetPieces pieces of it). Sizes, ranges and piece
+// indexes are written in terms of it, so a change of the rule moves them too.
+const ps = content.MinPieceSize
+
+// size35 is three and a half pieces: four pieces, the last one short.
+const size35 = 3*ps + ps/2
+
 const mib = 1 << 20
 
-func testData(n int, seed uint64) []byte {
+func testData(size int64, seed uint64) []byte {
+	n := int(size)
 	b := make([]byte, n)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	for i := 0; i+8 <= n; i += 8 {

@@ -21,8 +21,6 @@ import (
 	"github.com/dfp2p/dfp2p/content"
 )
 
-const size35 = 3*mib + mib/2 // four 1 MiB pieces, the last one short
-
 func TestRangedOrigin(t *testing.T) {
 	o := &origin{data: testData(size35, 1), ranges: true}
 	srv := start(t, o)
@@ -58,14 +56,14 @@ func TestRangedOrigin(t *testing.T) {
 		}
 	}
 	seen := o.rangesSeen()
-	if seen[0] != fmt.Sprintf("bytes=0-%d", mib-1) || len(seen) != 4 {
+	if seen[0] != fmt.Sprintf("bytes=0-%d", ps-1) || len(seen) != 4 {
 		t.Fatalf("requests: %q", seen)
 	}
 }
 
 // A first range shorter than piece 0: the rest of piece 0 is a second range.
 func TestRangedOriginShortProbe(t *testing.T) {
-	o := &origin{data: testData(2*mib+5, 2), ranges: true}
+	o := &origin{data: testData(2*ps+5, 2), ranges: true}
 	srv := start(t, o)
 	st := newFakeStore(t)
 	f := newTestFetcher(t, st, WithParallel(2))
@@ -76,7 +74,7 @@ func TestRangedOriginShortProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkManifest(t, m, taskFor(u), o.data)
-	if !slices.Contains(o.rangesSeen(), fmt.Sprintf("bytes=300000-%d", mib-1)) {
+	if !slices.Contains(o.rangesSeen(), fmt.Sprintf("bytes=300000-%d", ps-1)) {
 		t.Fatalf("requests: %q", o.rangesSeen())
 	}
 	if got := o.bodyBytes.Load(); got != int64(len(o.data)) {
@@ -262,7 +260,7 @@ func TestWrongContentRange(t *testing.T) {
 	var wrong atomic.Int64
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if n > 1 && wrong.Add(1) == 1 {
-			o.serveRange(w, 0, mib-1, int64(len(o.data))) // always piece 0
+			o.serveRange(w, 0, ps-1, int64(len(o.data))) // always piece 0
 			return true
 		}
 		return false
@@ -315,11 +313,11 @@ func abortHalf(o *origin, w http.ResponseWriter, a, b int64) {
 
 func TestBodyCutShortRetried(t *testing.T) {
 	o := &origin{data: testData(size35, 12), ranges: true}
-	piece2 := fmt.Sprintf("bytes=%d-%d", 2*mib, 3*mib-1)
+	piece2 := fmt.Sprintf("bytes=%d-%d", 2*ps, 3*ps-1)
 	var cut atomic.Int64
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if r.Header.Get("Range") == piece2 && cut.Add(1) == 1 {
-			abortHalf(o, w, 2*mib, 3*mib-1)
+			abortHalf(o, w, 2*ps, 3*ps-1)
 		}
 		return false
 	}
@@ -344,7 +342,7 @@ func TestStreamCutShortResumes(t *testing.T) {
 		if n == 1 {
 			w.Header().Set("Content-Length", fmt.Sprint(len(o.data)))
 			w.WriteHeader(http.StatusOK)
-			w.Write(o.data[:2*mib+100])
+			w.Write(o.data[:2*ps+100])
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
 		}
@@ -359,7 +357,7 @@ func TestStreamCutShortResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkManifest(t, m, taskFor(u), o.data)
-	if seen := o.rangesSeen(); len(seen) != 2 || seen[1] != fmt.Sprintf("bytes=%d-", 2*mib) {
+	if seen := o.rangesSeen(); len(seen) != 2 || seen[1] != fmt.Sprintf("bytes=%d-", 2*ps) {
 		t.Fatalf("requests: %q", seen)
 	}
 	for i := range 4 {
@@ -432,7 +430,7 @@ func TestHeadersPassedThrough(t *testing.T) {
 // A first fetch fails at piece 3; the second fetches only piece 3.
 func TestResume(t *testing.T) {
 	o := &origin{data: testData(size35, 16), ranges: true}
-	piece3 := fmt.Sprintf("bytes=%d-%d", 3*mib, size35-1)
+	piece3 := fmt.Sprintf("bytes=%d-%d", 3*ps, size35-1)
 	var failing atomic.Bool
 	failing.Store(true)
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
@@ -467,7 +465,7 @@ func TestResume(t *testing.T) {
 	if seen := o.rangesSeen()[nreq:]; !slices.Equal(seen, []string{"bytes=0-0", piece3}) {
 		t.Fatalf("resume requests: %q", seen)
 	}
-	if got := o.bodyBytes.Load() - before; got != 1+size35-3*mib {
+	if got := o.bodyBytes.Load() - before; got != 1+size35-3*ps {
 		t.Fatalf("resume read %d bytes", got)
 	}
 	for i := range 4 {
@@ -626,7 +624,7 @@ func TestSpoolRetried(t *testing.T) {
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if n == 1 {
 			w.WriteHeader(http.StatusOK)
-			w.Write(o.data[:mib])
+			w.Write(o.data[:ps])
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
 		}
@@ -684,10 +682,10 @@ func TestStreamSkipsHeldPieces(t *testing.T) {
 	st := newFakeStore(t)
 	u := srv.URL + "/plain"
 	id := taskFor(u)
-	if err := st.Begin(id, u, size35, mib); err != nil {
+	if err := st.Begin(id, u, size35, ps); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.WritePiece(id, 1, cid.Undef, bytes.NewReader(o.data[mib:2*mib])); err != nil {
+	if _, err := st.WritePiece(id, 1, cid.Undef, bytes.NewReader(o.data[ps:2*ps])); err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder(t)
@@ -704,6 +702,46 @@ func TestStreamSkipsHeldPieces(t *testing.T) {
 	}
 }
 
+// A task left in the store with other geometry but the same number of pieces
+// (begun under another piece-size rule, or before the origin's length
+// changed) is started over, not a permanent failure.
+func TestResumeOtherGeometry(t *testing.T) {
+	for name, c := range map[string]struct {
+		length, oldLength, oldPieceSize int64
+	}{
+		"piece size": {ps / 4, ps / 4, ps / 2},
+		"length":     {size35, size35 - 1000, ps},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := &origin{data: testData(c.length, 35), ranges: true}
+			srv := start(t, o)
+			st := newFakeStore(t)
+			u := srv.URL + "/changed"
+			id := taskFor(u)
+			if content.NumPieces(c.oldLength, c.oldPieceSize) != content.NumPieces(c.length, ps) {
+				t.Fatal("test needs the same piece count")
+			}
+			old := testData(c.oldLength, 36)
+			if err := st.Begin(id, u, c.oldLength, c.oldPieceSize); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.WritePiece(id, 0, cid.Undef, bytes.NewReader(old[:min(c.oldLength, c.oldPieceSize)])); err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder(t)
+			m, err := newTestFetcher(t, st).Fetch(context.Background(), Request{Task: id, URL: u}, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkManifest(t, m, id, o.data)
+			st.checkPieces(t, id, o.data)
+			if st.drops != 1 || st.manifest(id) != m || len(rec.pieces) != len(m.Pieces) {
+				t.Fatalf("%d drops, %d pieces observed", st.drops, len(rec.pieces))
+			}
+		})
+	}
+}
+
 // A 206 without a total length makes the fetcher read the file in one GET.
 func TestRangeWithoutTotal(t *testing.T) {
 	o := &origin{data: testData(size35, 34)}
@@ -711,9 +749,9 @@ func TestRangeWithoutTotal(t *testing.T) {
 		if r.Header.Get("Range") == "" {
 			return false
 		}
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/*", mib-1))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/*", ps-1))
 		w.WriteHeader(http.StatusPartialContent)
-		o.write(w, o.data[:mib])
+		o.write(w, o.data[:ps])
 		return true
 	}
 	srv := start(t, o)

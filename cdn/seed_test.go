@@ -27,7 +27,7 @@ func TestSeedOncePerTask(t *testing.T) {
 			j := s.Start(Request{Task: id, URL: u})
 			jobs[i] = j
 			length, pieceSize, err := j.Started(context.Background())
-			if err != nil || length != size35 || pieceSize != mib {
+			if err != nil || length != size35 || pieceSize != ps {
 				t.Errorf("Started: %d %d %v", length, pieceSize, err)
 			}
 			<-j.Done()

@@ -38,7 +38,7 @@ func (m *Manifest) Validate() error {
 	if m.Length < 0 {
 		return fmt.Errorf("manifest: negative length")
 	}
-	if m.PieceSize < MinPieceSize || m.PieceSize > MaxPieceSize || m.PieceSize&(m.PieceSize-1) != 0 {
+	if m.PieceSize < MinValidPieceSize || m.PieceSize > MaxValidPieceSize || m.PieceSize&(m.PieceSize-1) != 0 {
 		return fmt.Errorf("manifest: invalid piece size %d", m.PieceSize)
 	}
 	n := NumPieces(m.Length, m.PieceSize)

@@ -12,8 +12,13 @@ import (
 
 // Piece-size bounds. See docs/PIECES.md for the measurements behind them.
 const (
-	MinPieceSize int64 = 1 << 20  // 1 MiB
+	MinPieceSize int64 = 2 << 20  // 2 MiB
 	MaxPieceSize int64 = 16 << 20 // 16 MiB
+	// A manifest may carry any power-of-two piece size in
+	// [MinValidPieceSize, MaxValidPieceSize], so the rule can change without
+	// breaking manifests peers already hold.
+	MinValidPieceSize int64 = 256 << 10
+	MaxValidPieceSize int64 = 64 << 20
 	// TargetPieces is how many pieces a large file is cut into before the
 	// piece size stops growing: enough to spread a file over many peers at
 	// once, few enough that per-piece overhead stays small.

@@ -235,14 +235,23 @@ func BenchmarkHTTPS(b *testing.B) {
 	client.CloseIdleConnections()
 }
 
-func BenchmarkExchange(b *testing.B)       { benchExchange(b, true) }
-func BenchmarkExchangeNoHash(b *testing.B) { benchExchange(b, false) }
+func BenchmarkExchange(b *testing.B)       { benchExchange(b, true, benchPieceSize) }
+func BenchmarkExchangeNoHash(b *testing.B) { benchExchange(b, false, benchPieceSize) }
+
+// BenchmarkExchangePieceSize sweeps the piece size (docs/PIECES.md): the same
+// bytes, hashed, with pieces of 1 to 16 MiB.
+func BenchmarkExchangePieceSize(b *testing.B) {
+	for _, ps := range []int64{1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("%dMiB", ps>>20), func(b *testing.B) { benchExchange(b, true, ps) })
+	}
+}
 
 // benchData holds the benchmark's piece files, written once per process
 // and removed by TestMain.
 var benchData struct {
 	sync.Mutex
 	size int64
+	ps   int64
 	dir  string
 	refs []PieceRef
 	src  *fakeSource
@@ -256,10 +265,10 @@ func removeBenchData() {
 	}
 }
 
-func benchPieces(b *testing.B, size int64) (*fakeSource, []PieceRef) {
+func benchPieces(b *testing.B, size, pieceSize int64) (*fakeSource, []PieceRef) {
 	benchData.Lock()
 	defer benchData.Unlock()
-	if benchData.size == size {
+	if benchData.size == size && benchData.ps == pieceSize {
 		return benchData.src, benchData.refs
 	}
 	if benchData.dir != "" {
@@ -272,7 +281,7 @@ func benchPieces(b *testing.B, size int64) (*fakeSource, []PieceRef) {
 	src := &fakeSource{dir: dir, pieces: map[pieceKey]cid.Cid{}}
 	var refs []PieceRef
 	g := newGen(size)
-	buf := make([]byte, benchPieceSize)
+	buf := make([]byte, pieceSize)
 	for i := 0; ; i++ {
 		n, _ := io.ReadFull(g, buf)
 		if n == 0 {
@@ -280,13 +289,13 @@ func benchPieces(b *testing.B, size int64) (*fakeSource, []PieceRef) {
 		}
 		refs = append(refs, src.add(b, testTask, i, buf[:n]))
 	}
-	benchData.size, benchData.dir, benchData.refs, benchData.src = size, dir, refs, src
+	benchData.size, benchData.ps, benchData.dir, benchData.refs, benchData.src = size, pieceSize, dir, refs, src
 	return src, refs
 }
 
-func benchExchange(b *testing.B, hash bool) {
+func benchExchange(b *testing.B, hash bool, pieceSize int64) {
 	size := benchBytes(b)
-	src, refs := benchPieces(b, size)
+	src, refs := benchPieces(b, size, pieceSize)
 	srvH, cliH := pair(b)
 	srv := NewServer(srvH, src)
 	defer srv.Close()

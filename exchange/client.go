@@ -205,7 +205,7 @@ func (c *Client) fetchOne(st network.Stream, br *bufio.Reader, p peer.ID, res *R
 	default:
 		return fmt.Errorf("%w: unknown status %q from %s", ErrProtocol, h.Status, p)
 	}
-	if h.Length <= 0 || h.Length > content.MaxPieceSize {
+	if h.Length <= 0 || h.Length > content.MaxValidPieceSize {
 		return fmt.Errorf("%w: piece length %d from %s", ErrProtocol, h.Length, p)
 	}
 

@@ -28,7 +28,7 @@
 // # Limits
 //
 // Every read is bounded in size (request and header frames, piece length at
-// most content.MaxPieceSize) and in time (an idle deadline refreshed while
+// most content.MaxValidPieceSize) and in time (an idle deadline refreshed while
 // bytes flow). A request holds at most MaxRefsPerStream refs; Client.Fetch
 // splits longer lists over consecutive streams.
 package exchange

@@ -378,7 +378,7 @@ func TestMaliciousServer(t *testing.T) {
 		protocol  bool // want ErrProtocol (else any error, within the idle timeout)
 		wantBadPc bool
 	}{
-		{"too long", func(s network.Stream) { hdr(s, header{Status: statusOK, Length: content.MaxPieceSize + 1}) }, true, false},
+		{"too long", func(s network.Stream) { hdr(s, header{Status: statusOK, Length: content.MaxValidPieceSize + 1}) }, true, false},
 		{"negative length", func(s network.Stream) { hdr(s, header{Status: statusOK, Length: -5}) }, true, false},
 		{"garbage json", func(s network.Stream) { wire.WriteFrame(s, []byte("{{{garbage")) }, true, false},
 		{"huge frame", func(s network.Stream) { wire.WriteFrame(s, bytes.Repeat([]byte("x"), 100<<10)) }, true, false},

@@ -267,7 +267,7 @@ func (s *Server) open(r PieceRef) (*os.File, int64, bool) {
 		s.cfg.log.Debug("exchange: piece not served", "piece", r, "err", err)
 		return nil, 0, false
 	}
-	if !c.Equals(r.CID) || size <= 0 || size > content.MaxPieceSize {
+	if !c.Equals(r.CID) || size <= 0 || size > content.MaxValidPieceSize {
 		s.cfg.log.Debug("exchange: stored piece does not match request", "piece", r, "stored", c, "size", size)
 		f.Close()
 		return nil, 0, false

@@ -17,7 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-const ps = content.MinPieceSize // 1 MiB, the smallest legal piece
+const ps = content.MinPieceSize // the smallest piece the rule picks
 
 func tid(name string) content.TaskID {
 	s := sha256.Sum256([]byte(name))

@@ -486,7 +486,7 @@ func validGeometry(length, pieceSize int64) error {
 	if length < 0 {
 		return fmt.Errorf("%w: negative length %d", ErrInvalid, length)
 	}
-	if pieceSize < content.MinPieceSize || pieceSize > content.MaxPieceSize || pieceSize&(pieceSize-1) != 0 {
+	if pieceSize < content.MinValidPieceSize || pieceSize > content.MaxValidPieceSize || pieceSize&(pieceSize-1) != 0 {
 		return fmt.Errorf("%w: piece size %d", ErrInvalid, pieceSize)
 	}
 	if n := content.NumPieces(length, pieceSize); n > content.MaxPieces {

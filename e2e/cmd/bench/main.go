@@ -236,6 +236,25 @@ func report(size int64, r e2eResult, bs []benchLine) string {
 		}
 	}
 	fmt.Fprintf(&w, "\nTarget: exchange at 0.6x raw quic-go or better (later 0.8x).\n\n")
+	var sweep []benchLine
+	for _, b := range bs {
+		if strings.HasPrefix(b.name, "BenchmarkExchangePieceSize/") {
+			sweep = append(sweep, b)
+		}
+	}
+	if len(sweep) > 0 {
+		fmt.Fprintf(&w, "### Piece size (same run, same bytes, sha256-verified; see docs/PIECES.md)\n\n| piece size | MB/s | vs raw quic-go |\n|---|---:|---:|\n")
+		for _, b := range sweep {
+			name := strings.TrimPrefix(b.name, "BenchmarkExchangePieceSize/")
+			name, _, _ = strings.Cut(name, "-")
+			ratio := "-"
+			if haveRaw && raw.mbps > 0 {
+				ratio = fmt.Sprintf("%.2f", b.mbps/raw.mbps)
+			}
+			fmt.Fprintf(&w, "| %s | %.0f | %s |\n", name, b.mbps, ratio)
+		}
+		fmt.Fprintln(&w)
+	}
 
 	fmt.Fprintf(&w, "## End to end, %d MiB, real processes on loopback\n\n", size>>20)
 	fmt.Fprintf(&w, "A tracker (with its CDN seed) and two daemons. Daemon A downloads first (the seed reads the origin once, A pulls from the seed as pieces land); then daemon B downloads from A and the seed. Times are `dfp2p get` wall-clock, including writing and fsyncing the output file.\n\n")

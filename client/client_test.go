@@ -1,0 +1,113 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/dfp2p/dfp2p/daemon"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeDaemon answers POST /api/v1/fetch with body, declaring length and
+// sending sum (and errMsg) as trailers.
+func fakeDaemon(t *testing.T, body string, length int, sum, errMsg string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/fetch" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Trailer", daemon.TrailerSHA256+", "+daemon.TrailerError)
+		w.Header().Set(daemon.HeaderTask, strings.Repeat("a", 64))
+		w.Header().Set(daemon.HeaderLength, strconv.Itoa(length))
+		w.WriteHeader(200)
+		w.Write([]byte(body))
+		w.Header().Set(daemon.TrailerSHA256, sum)
+		if errMsg != "" {
+			w.Header().Set(daemon.TrailerError, errMsg)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func hexSHA(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestGetWritesOnlyVerifiedFiles(t *testing.T) {
+	body := "hello, swarm"
+	cases := []struct {
+		name   string
+		length int
+		sum    string
+		errMsg string
+		digest string
+		ok     bool
+	}{
+		{"good", len(body), hexSHA(body), "", "", true},
+		{"good with digest", len(body), hexSHA(body), "", "sha256:" + hexSHA(body), true},
+		{"wrong sum", len(body), hexSHA("other"), "", "", false},
+		{"no sum", len(body), "", "", "", false},
+		{"short", len(body) + 5, hexSHA(body), "", "", false},
+		{"error trailer", len(body), "", "piece 3 failed", "", false},
+		{"digest mismatch", len(body), hexSHA(body), "", "sha256:" + strings.Repeat("0", 64), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			url := fakeDaemon(t, body, c.length, c.sum, c.errMsg)
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			_, err := Get(context.Background(), Options{Daemon: url}, Request{URL: "http://o/f", Digest: c.digest}, out, nil)
+			if c.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+			entries, _ := os.ReadDir(dir)
+			if c.ok {
+				b, _ := os.ReadFile(out)
+				if string(b) != body || len(entries) != 1 {
+					t.Fatalf("output %q, dir %v", b, entries)
+				}
+			} else if len(entries) != 0 {
+				t.Fatalf("failed get left %v", entries)
+			}
+		})
+	}
+}
+
+func TestDaemonErrorsPassThrough(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(404)
+		w.Write([]byte(`{"error":"origin returned 404 Not Found for http://o/f","origin_status":404}`))
+	}))
+	defer srv.Close()
+	_, err := Open(context.Background(), Options{Daemon: srv.URL}, Request{URL: "http://o/f"})
+	e, ok := err.(*Error)
+	if !ok || e.Status != 404 || !strings.Contains(e.Msg, "404") {
+		t.Fatalf("err = %#v", err)
+	}
+	if _, err := Open(context.Background(), Options{Daemon: "ftp://x"}, Request{URL: "http://o/f"}); err == nil {
+		t.Fatal("bad daemon address accepted")
+	}
+}
+
+func TestGetRefusesBadOutput(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"", filepath.Join(dir, "missing", "f"), dir} {
+		if _, err := Get(context.Background(), Options{Daemon: "http://127.0.0.1:1"}, Request{URL: "http://o/f"}, p, nil); err == nil {
+			t.Errorf("%q accepted", p)
+		}
+	}
+}
