@@ -389,7 +389,19 @@ func (t *fetch) begin(length int64) error {
 		}
 		have = nil
 	}
-	if err := w.Begin(t.id, t.norm, t.length, t.pieceSize); err != nil {
+	err := w.Begin(t.id, t.norm, t.length, t.pieceSize)
+	if err != nil && have != nil {
+		// The task exists with as many pieces but another length or piece
+		// size (the origin changed by less than a piece, or the task was
+		// begun under another piece-size rule): its pieces do not fit.
+		t.f.log.Info("cdn: task was begun with other geometry; starting over", "task", t.id.Short(), "err", err)
+		if err := w.Drop(t.id); err != nil {
+			return fmt.Errorf("cdn: dropping stale task %s: %w", t.id.Short(), err)
+		}
+		have = nil
+		err = w.Begin(t.id, t.norm, t.length, t.pieceSize)
+	}
+	if err != nil {
 		return fmt.Errorf("cdn: beginning task %s: %w", t.id.Short(), err)
 	}
 	t.held = make([]bool, t.n)

@@ -21,6 +21,18 @@ import (
 	"github.com/dfp2p/dfp2p/content"
 )
 
+// The tests below assume the rule cuts their files into pieces of ps.
+func TestTestGeometry(t *testing.T) {
+	for _, n := range []int64{size35, 2*ps + 5, ps / 4} {
+		if got := content.PieceSize(n); got != ps {
+			t.Fatalf("PieceSize(%d) = %d, tests assume %d", n, got, ps)
+		}
+	}
+	if n := content.NumPieces(size35, ps); n != 4 {
+		t.Fatalf("size35 is %d pieces, tests assume 4", n)
+	}
+}
+
 func TestRangedOrigin(t *testing.T) {
 	o := &origin{data: testData(size35, 1), ranges: true}
 	srv := start(t, o)

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -231,7 +232,8 @@ func Unprotect(h host.Host, p peer.ID, tag string) bool {
 }
 
 // Addrs returns the host's listen addresses as full multiaddr strings ending
-// in /p2p/<peer ID>, suitable for dialing.
+// in /p2p/<peer ID>, suitable for dialing. QUIC addresses come first, so the
+// first line of DIR/addrs is the preferred transport.
 func Addrs(h host.Host) []string {
 	suffix := "/p2p/" + h.ID().String()
 	addrs := h.Addrs()
@@ -239,6 +241,8 @@ func Addrs(h host.Host) []string {
 	for _, a := range addrs {
 		out = append(out, a.String()+suffix)
 	}
+	isQUIC := func(s string) bool { return strings.Contains(s, "/quic-v1") }
+	sort.SliceStable(out, func(i, j int) bool { return isQUIC(out[i]) && !isQUIC(out[j]) })
 	return out
 }
 

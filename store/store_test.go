@@ -589,9 +589,15 @@ func TestInputValidation(t *testing.T) {
 	if _, err := s.WritePiece(tid("unknown"), 0, cid.Undef, strings.NewReader("x")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("WritePiece unknown task: %v", err)
 	}
-	for _, g := range [][2]int64{{-1, ps}, {1, 0}, {1, ps + 1}, {1, ps / 2}, {1, 2 * content.MaxPieceSize}, {content.MaxPieces*ps + 1, ps}} {
+	for _, g := range [][2]int64{{-1, ps}, {1, 0}, {1, ps + 1}, {1, content.MinValidPieceSize / 2}, {1, 2 * content.MaxValidPieceSize}, {content.MaxPieces*ps + 1, ps}} {
 		if _, err := s.EnsureTask(tid("geom"), "u", g[0], g[1]); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("EnsureTask geometry %v: %v", g, err)
+		}
+	}
+	// Any power of two in the valid range is accepted, not only the rule's.
+	for _, size := range []int64{content.MinValidPieceSize, content.MaxValidPieceSize} {
+		if _, err := s.EnsureTask(tid(fmt.Sprint("geom", size)), "u", 1, size); err != nil {
+			t.Fatalf("EnsureTask piece size %d: %v", size, err)
 		}
 	}
 	// Same task with other geometry.
