@@ -219,8 +219,9 @@ func (p *inProcess) Close() error {
 func (p *inProcess) TaskID() content.TaskID { return p.Stream.Task }
 func (p *inProcess) Length() int64          { return p.Stream.Length }
 
-// Progress is called as bytes arrive.
-type Progress func(done, total int64)
+// Progress is called as bytes arrive. stats tells where the bytes came from
+// so far; it is refreshed at most twice a second.
+type Progress func(done, total int64, stats Stats)
 
 // Get downloads req into path. The file appears only complete and verified:
 // bytes go to a temp file beside path, their sha256 is compared with the
@@ -256,7 +257,7 @@ func Get(ctx context.Context, o Options, req Request, path string, progress Prog
 	h := sha256.New()
 	var r io.Reader = s
 	if progress != nil {
-		r = &progressReader{r: s, total: s.Length(), fn: progress}
+		r = &progressReader{s: s, total: s.Length(), fn: progress}
 	}
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), r, buf)
@@ -300,15 +301,20 @@ func Get(ctx context.Context, o Options, req Request, path string, progress Prog
 }
 
 type progressReader struct {
-	r     io.Reader
-	done  int64
-	total int64
-	fn    Progress
+	s         Stream
+	done      int64
+	total     int64
+	fn        Progress
+	stats     Stats
+	lastStats time.Time
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
+	n, err := p.s.Read(b)
 	p.done += int64(n)
-	p.fn(p.done, p.total)
+	if time.Since(p.lastStats) > 500*time.Millisecond || err != nil {
+		p.stats, p.lastStats = p.s.Stats(), time.Now()
+	}
+	p.fn(p.done, p.total, p.stats)
 	return n, err
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/dfp2p/dfp2p/internal/fsutil"
 )
 
 // IdentityFile is the name of the key file inside the data directory.
@@ -48,7 +50,7 @@ func LoadOrCreateIdentity(dataDir string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: encode identity: %w", err)
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("node: write identity: %w", err)
 	}
 	return sk, nil
@@ -83,43 +85,4 @@ func loadIdentity(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node: identity %s is not a libp2p private key: %w", path, err)
 	}
 	return sk, nil
-}
-
-// writeFileAtomic writes b to path via a temporary file in the same
-// directory, fsyncs it and renames it into place.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; best effort
-		d.Close()
-	}
-	return nil
 }

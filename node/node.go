@@ -35,6 +35,8 @@ import (
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/dfp2p/dfp2p/internal/fsutil"
 )
 
 // DefaultListenAddrs are used when WithListenAddrs is not given: QUIC and TCP
@@ -256,7 +258,7 @@ func WriteAddrsFile(path string, h host.Host) error {
 		return errors.New("node: host has no listen addresses")
 	}
 	body := strings.Join(addrs, "\n") + "\n"
-	if err := writeFileAtomic(path, []byte(body), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(body), 0o644); err != nil {
 		return fmt.Errorf("node: write %s: %w", filepath.Base(path), err)
 	}
 	return nil

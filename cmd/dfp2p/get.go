@@ -84,12 +84,15 @@ func runGet(cmd *cobra.Command, args []string) error {
 	var bar *progressbar.ProgressBar
 	var progress client.Progress
 	if !v.GetBool("no-progress") && term.IsTerminal(int(os.Stderr.Fd())) {
-		progress = func(done, total int64) {
+		progress = func(done, total int64, st client.Stats) {
 			if bar == nil {
 				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr),
 					progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(30),
 					progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowCount(),
 					progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth())
+			}
+			if got := st.PeerBytes + st.SeedBytes + st.OriginBytes; got > 0 {
+				bar.Describe(fmt.Sprintf("peers %d%% origin %d%%", 100*st.PeerBytes/got, 100*st.OriginBytes/got))
 			}
 			_ = bar.Set64(done)
 		}
