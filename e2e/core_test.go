@@ -68,7 +68,7 @@ func TestKillDaemonMidDownload(t *testing.T) {
 	e := newEnv(t)
 	const size = 64 << 20
 	f := e.file("slow.bin", size)
-	e.origin.SetDelay(3 * time.Millisecond) // ~1024 writes of 64 KiB over 4 ranges: a few seconds
+	e.origin.SetDelay(5 * time.Millisecond) // 1024 writes of 64 KiB over 4 ranges: about 1.3 s
 	tr := e.tracker()
 	ds := e.daemons(4, tr)
 	url := e.origin.FileURL(f.Name)
@@ -85,12 +85,13 @@ func TestKillDaemonMidDownload(t *testing.T) {
 			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
 		}()
 	}
-	// Kill daemon 0 once it holds some pieces but not all.
+	// Kill daemon 0 once it holds a third of the pieces (and so has been
+	// serving them to the others) but not all.
 	victim := ds[0]
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var st daemon.TaskStatus
-		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Held > 0 && st.Held < st.Pieces {
+		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Pieces > 0 && st.Held >= st.Pieces/3 && st.Held < st.Pieces {
 			t.Logf("killing %s at %d/%d pieces", victim.Name, st.Held, st.Pieces)
 			break
 		}
