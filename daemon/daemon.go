@@ -310,20 +310,5 @@ func (d *Daemon) announceAll() {
 
 func (d *Daemon) gcLoop() {
 	defer d.wg.Done()
-	tk := time.NewTicker(d.cfg.GCInterval)
-	defer tk.Stop()
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case <-tk.C:
-			rep, err := d.st.GC(false)
-			d.m.gcRuns.Inc()
-			if err != nil {
-				d.log.Warn("gc", "err", err)
-			} else if len(rep.Removed) > 0 {
-				d.log.Info("gc removed tasks", "count", len(rep.Removed), "freed", rep.FreedBytes)
-			}
-		}
-	}
+	d.st.RunGC(d.ctx, d.cfg.GCInterval, func(store.GCReport, error) { d.m.gcRuns.Inc() })
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -143,4 +144,28 @@ func (s *Store) diskUse(usage int64) (used, capacity int64, err error) {
 		return usage, s.opts.quota, nil
 	}
 	return statfs(s.dir)
+}
+
+// RunGC runs GC every interval until ctx ends, calling done (if not nil)
+// after each run. It is the loop the daemon and the tracker's seed cache
+// share; the caller owns the goroutine it runs in.
+func (s *Store) RunGC(ctx context.Context, interval time.Duration, done func(GCReport, error)) {
+	tk := time.NewTicker(interval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+			rep, err := s.GC(false)
+			if err != nil {
+				s.opts.log.Warn("store: gc", "err", err)
+			} else if len(rep.Removed) > 0 {
+				s.opts.log.Info("store: gc removed tasks", "count", len(rep.Removed), "freed", rep.FreedBytes)
+			}
+			if done != nil {
+				done(rep, err)
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -256,4 +257,32 @@ func TestGCStatfs(t *testing.T) {
 	if len(rep.Removed) != 1 || rep.Removed[0] != fs[0].id || rep.Reason[fs[0].id] != ReasonTTL {
 		t.Fatalf("GC = %+v", rep)
 	}
+}
+
+func TestRunGC(t *testing.T) {
+	clk := newClock()
+	s, _, fs := gcStore(t, clk, []int64{ps}, WithTTL(time.Hour), WithWatermarks(1, 1))
+	clk.Advance(2 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan GCReport, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.RunGC(ctx, 10*time.Millisecond, func(rep GCReport, err error) {
+			if err == nil && len(rep.Removed) > 0 {
+				select {
+				case reports <- rep:
+				default:
+				}
+			}
+		})
+	}()
+	select {
+	case rep := <-reports:
+		checkReport(t, rep, ids(fs[0]), ReasonTTL, int64(len(fs[0].data)))
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunGC never collected the expired task")
+	}
+	cancel()
+	<-done
 }

@@ -41,6 +41,11 @@ type Config struct {
 	Scheduler scheduler.Config
 	// OriginClient is the HTTP client the seed uses (tests inject one).
 	OriginClient *http.Client
+	// GCInterval, TaskTTL and the watermarks govern the seed cache as they
+	// do a daemon's store (defaults 15m, 24h, 0.8/0.6; GCInterval < 0 disables).
+	GCInterval                  time.Duration
+	TaskTTL                     time.Duration
+	HighWatermark, LowWatermark float64
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
@@ -107,7 +112,17 @@ func New(cfg Config) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(cfg.DataDir, store.WithLogger(t.log))
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = 15 * time.Minute
+	}
+	sopts := []store.Option{store.WithLogger(t.log)}
+	if cfg.TaskTTL > 0 {
+		sopts = append(sopts, store.WithTTL(cfg.TaskTTL))
+	}
+	if cfg.HighWatermark > 0 && cfg.LowWatermark > 0 {
+		sopts = append(sopts, store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark))
+	}
+	st, err := store.Open(cfg.DataDir, sopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +166,13 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	t.wg.Add(1)
 	go t.tickLoop()
+	if cfg.GCInterval > 0 {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			st.RunGC(t.ctx, cfg.GCInterval, t.forgetRemoved)
+		}()
+	}
 
 	if err := node.WriteAddrsFile(filepath.Join(cfg.DataDir, "addrs"), h); err != nil {
 		return nil, err
@@ -227,6 +249,18 @@ func (t *Tracker) tickLoop() {
 			t.m.peers.Set(float64(len(t.sched.Peers())))
 			t.mu.Unlock()
 		}
+	}
+}
+
+// forgetRemoved drops what the tracker knows of tasks GC removed from the
+// seed cache, so the next registration fetches them again.
+func (t *Tracker) forgetRemoved(rep store.GCReport, _ error) {
+	for _, id := range rep.Removed {
+		t.seed.Forget(id)
+		t.mu.Lock()
+		delete(t.tasks, id)
+		t.sched.RemoveTask(string(id))
+		t.mu.Unlock()
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/node"
@@ -30,8 +32,13 @@ func newTrackerCmd() *cobra.Command {
 				return err
 			}
 			node.CheckUDPBuffers(log)
+			high, low, err := watermarks(v)
+			if err != nil {
+				return err
+			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
-				Logger: log, OriginParallel: v.GetInt("origin-parallel")})
+				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
+				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low})
 			if err != nil {
 				return err
 			}
@@ -45,7 +52,25 @@ func newTrackerCmd() *cobra.Command {
 	f.StringSlice("listen", []string{"/ip4/127.0.0.1/udp/4010/quic-v1", "/ip4/127.0.0.1/tcp/4010"}, "libp2p listen multiaddrs (repeatable)")
 	f.String("api", "127.0.0.1:65010", "HTTP API address (health, tasks, peers, metrics); empty to disable")
 	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
+	addGCFlags(f)
 	return cmd
+}
+
+// addGCFlags adds the cache garbage-collection flags the tracker (seed cache)
+// and the daemon share.
+func addGCFlags(f *pflag.FlagSet) {
+	f.Duration("gc-interval", 15*time.Minute, "how often garbage collection runs")
+	f.Duration("gc-ttl", 24*time.Hour, "unused tasks older than this are removed")
+	f.Float64("gc-high-watermark", 0.8, "disk-use fraction that starts collection")
+	f.Float64("gc-low-watermark", 0.6, "disk-use fraction collection stops at")
+}
+
+func watermarks(v *viper.Viper) (high, low float64, err error) {
+	high, low = v.GetFloat64("gc-high-watermark"), v.GetFloat64("gc-low-watermark")
+	if high <= 0 || high > 1 || low <= 0 || low >= high {
+		return 0, 0, usagef("watermarks must satisfy 0 < low < high <= 1 (got low %v, high %v)", low, high)
+	}
+	return high, low, nil
 }
 
 func newDaemonCmd() *cobra.Command {
@@ -66,9 +91,9 @@ func newDaemonCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			high, low := v.GetFloat64("gc-high-watermark"), v.GetFloat64("gc-low-watermark")
-			if high <= 0 || high > 1 || low <= 0 || low >= high {
-				return usagef("watermarks must satisfy 0 < low < high <= 1 (got low %v, high %v)", low, high)
+			high, low, err := watermarks(v)
+			if err != nil {
+				return err
 			}
 			node.CheckUDPBuffers(log)
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
@@ -88,10 +113,7 @@ func newDaemonCmd() *cobra.Command {
 	f.StringSlice("listen", []string{"/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001"}, "libp2p listen multiaddrs (repeatable)")
 	f.String("api", "127.0.0.1:65000", "local HTTP API address used by `dfp2p get`; empty to disable")
 	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable); none = read origins directly")
-	f.Duration("gc-interval", 15*time.Minute, "how often garbage collection runs")
-	f.Duration("gc-ttl", 24*time.Hour, "unused tasks older than this are removed")
-	f.Float64("gc-high-watermark", 0.8, "disk-use fraction that starts collection")
-	f.Float64("gc-low-watermark", 0.6, "disk-use fraction collection stops at")
+	addGCFlags(f)
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
 	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
 	return cmd
