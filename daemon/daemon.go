@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -18,7 +16,7 @@ import (
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/exchange"
-	"github.com/dfp2p/dfp2p/internal/fsutil"
+	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/store"
 	"github.com/dfp2p/dfp2p/tracker"
@@ -95,8 +93,7 @@ type Daemon struct {
 	tc         *tracker.Client
 	originOpts []cdn.Option
 	m          *metrics
-	api        *http.Server
-	apiLn      net.Listener
+	api        *httpapi.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -152,22 +149,11 @@ func New(cfg Config) (*Daemon, error) {
 		d.originOpts = append(d.originOpts, cdn.WithHTTPClient(cfg.OriginClient))
 	}
 	if cfg.API != "" {
-		ln, err := net.Listen("tcp", cfg.API)
+		api, err := httpapi.Listen(cfg.API, cfg.DataDir, d.apiHandler(), d.log)
 		if err != nil {
-			return nil, fmt.Errorf("api listen %s: %w", cfg.API, err)
-		}
-		d.apiLn = ln
-		if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, "api"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
 			return nil, err
 		}
-		d.api = &http.Server{Handler: d.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := d.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("api server", "err", err)
-			}
-		}()
+		d.api = api
 	}
 	if d.tc != nil {
 		d.wg.Add(1)
@@ -195,10 +181,10 @@ func (d *Daemon) Store() *store.Store { return d.st }
 
 // APIAddr is the HTTP API's address, or "".
 func (d *Daemon) APIAddr() string {
-	if d.apiLn == nil {
+	if d.api == nil {
 		return ""
 	}
-	return d.apiLn.Addr().String()
+	return d.api.Addr()
 }
 
 // Registry is the daemon's Prometheus registry.
@@ -209,9 +195,7 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
 func (d *Daemon) Close() error {
 	d.cancel()
 	if d.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = d.api.Shutdown(ctx)
-		cancel()
+		d.api.Close()
 	}
 	if d.xs != nil {
 		_ = d.xs.Close()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -21,7 +20,7 @@ import (
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/exchange"
-	"github.com/dfp2p/dfp2p/internal/fsutil"
+	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/store"
@@ -57,8 +56,7 @@ type Tracker struct {
 	st     *store.Store
 	seed   *cdn.Seed
 	xs     *exchange.Server
-	api    *http.Server
-	apiLn  net.Listener
+	api    *httpapi.Server
 	self   string
 	m      *metrics
 	ctx    context.Context
@@ -147,22 +145,11 @@ func New(cfg Config) (*Tracker, error) {
 	h.SetStreamHandler(ProtocolID, t.handleStream)
 
 	if cfg.API != "" {
-		ln, err := net.Listen("tcp", cfg.API)
+		api, err := httpapi.Listen(cfg.API, cfg.DataDir, t.apiHandler(), t.log)
 		if err != nil {
-			return nil, fmt.Errorf("api listen %s: %w", cfg.API, err)
-		}
-		t.apiLn = ln
-		if err := fsutil.WriteFileAtomic(filepath.Join(cfg.DataDir, "api"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
 			return nil, err
 		}
-		t.api = &http.Server{Handler: t.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			if err := t.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				t.log.Error("api server", "err", err)
-			}
-		}()
+		t.api = api
 	}
 	t.wg.Add(1)
 	go t.tickLoop()
@@ -190,10 +177,10 @@ func (t *Tracker) Addrs() []string { return node.Addrs(t.h) }
 
 // APIAddr is the HTTP API's listen address, or "".
 func (t *Tracker) APIAddr() string {
-	if t.apiLn == nil {
+	if t.api == nil {
 		return ""
 	}
-	return t.apiLn.Addr().String()
+	return t.api.Addr()
 }
 
 // Registry exposes the tracker's Prometheus registry.
@@ -203,9 +190,7 @@ func (t *Tracker) Registry() *prometheus.Registry { return t.m.reg }
 func (t *Tracker) Close() error {
 	t.cancel()
 	if t.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = t.api.Shutdown(ctx)
-		cancel()
+		t.api.Close()
 	}
 	if t.h != nil {
 		t.h.RemoveStreamHandler(ProtocolID)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"time"
 
@@ -19,16 +20,8 @@ func newTrackerCmd() *cobra.Command {
 		Short: "Run the tracker: peer registry, piece scheduler and CDN seed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := loadConfig(cmd)
+			v, log, dir, err := serverSetup(cmd)
 			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
-			if err != nil {
-				return err
-			}
-			dir := v.GetString("data-dir")
-			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
 			node.CheckUDPBuffers(log)
@@ -42,9 +35,7 @@ func newTrackerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			<-cmd.Context().Done()
-			log.Info("shutting down")
-			return t.Close()
+			return runUntilDone(cmd, log, t.Close)
 		},
 	}
 	f := cmd.Flags()
@@ -54,6 +45,32 @@ func newTrackerCmd() *cobra.Command {
 	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
 	addGCFlags(f)
 	return cmd
+}
+
+// serverSetup is the common start of the long-running commands: config,
+// logger, data dir (0700) and the UDP buffer check.
+func serverSetup(cmd *cobra.Command) (*viper.Viper, *slog.Logger, string, error) {
+	v, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	log, err := newLogger(v)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	dir := v.GetString("data-dir")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, "", err
+	}
+	node.CheckUDPBuffers(log)
+	return v, log, dir, nil
+}
+
+// runUntilDone blocks until SIGINT or SIGTERM, then closes the component.
+func runUntilDone(cmd *cobra.Command, log *slog.Logger, closeFn func() error) error {
+	<-cmd.Context().Done()
+	log.Info("shutting down")
+	return closeFn()
 }
 
 // addGCFlags adds the cache garbage-collection flags the tracker (seed cache)
@@ -79,23 +96,14 @@ func newDaemonCmd() *cobra.Command {
 		Short: "Run the peer daemon on this host",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := loadConfig(cmd)
+			v, log, dir, err := serverSetup(cmd)
 			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
-			if err != nil {
-				return err
-			}
-			dir := v.GetString("data-dir")
-			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
 			high, low, err := watermarks(v)
 			if err != nil {
 				return err
 			}
-			node.CheckUDPBuffers(log)
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
@@ -103,9 +111,7 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			<-cmd.Context().Done()
-			log.Info("shutting down")
-			return d.Close()
+			return runUntilDone(cmd, log, d.Close)
 		},
 	}
 	f := cmd.Flags()
