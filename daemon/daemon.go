@@ -43,6 +43,9 @@ type Config struct {
 	TaskTTL time.Duration
 	// HighWatermark and LowWatermark are disk-use fractions (default 0.8/0.6).
 	HighWatermark, LowWatermark float64
+	// PieceIdleTimeout fails a piece transfer that makes no progress for this
+	// long (default 5s): a parent that died mid-transfer sends no reset.
+	PieceIdleTimeout time.Duration
 	// AnnounceInterval is how often held tasks are re-announced (default 30s).
 	AnnounceInterval time.Duration
 	// OriginClient is the HTTP client used when reading origins directly.
@@ -76,6 +79,9 @@ func (c *Config) defaults() {
 	}
 	if c.LowWatermark <= 0 {
 		c.LowWatermark = 0.6
+	}
+	if c.PieceIdleTimeout <= 0 {
+		c.PieceIdleTimeout = 5 * time.Second
 	}
 	if c.AnnounceInterval <= 0 {
 		c.AnnounceInterval = 30 * time.Second
@@ -140,7 +146,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.m = newMetrics()
 	d.xs = exchange.NewServer(h, st, exchange.WithMaxUploads(cfg.MaxUploads),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))
-	d.xc = exchange.NewClient(h)
+	d.xc = exchange.NewClient(h, exchange.WithIdleTimeout(cfg.PieceIdleTimeout))
 	if len(trackers) > 0 {
 		d.tc = tracker.NewClient(h, trackers)
 	}

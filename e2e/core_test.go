@@ -50,16 +50,33 @@ func TestSwarmOriginReadOnce(t *testing.T) {
 	if float64(sent) > 1.05*size {
 		t.Fatalf("origin sent %d bytes, more than 1.05x the file (%d)", sent, size)
 	}
-	// Peers served each other, not only the seed.
-	var peerBytes int64
+	// Peers served each other, not only the seed ("P2P not happening" is the
+	// classic failure of systems like this one).
+	var peerBytes, seedBytes int64
 	for _, d := range ds {
 		var ts []daemon.TaskStatus
 		getJSON(t, d.URL()+"/api/v1/tasks", &ts)
-		if len(ts) != 1 || !ts[0].Complete {
-			t.Fatalf("%s: tasks %+v, want one complete task", d.Name, ts)
+		if len(ts) != 1 || !ts[0].Complete || ts[0].Stats == nil {
+			t.Fatalf("%s: tasks %+v, want one complete task with stats", d.Name, ts)
+		}
+		peerBytes += ts[0].Stats.PeerBytes
+		seedBytes += ts[0].Stats.SeedBytes
+	}
+	t.Logf("bytes from peers %d, from the seed %d", peerBytes, seedBytes)
+	if peerBytes < size {
+		t.Fatalf("peers served each other only %d bytes in total; the seed served %d", peerBytes, seedBytes)
+	}
+}
+
+// uploaded reads a process's dfp2p_upload_bytes_total.
+func uploaded(t *testing.T, p *cluster.Proc) float64 {
+	for _, l := range strings.Split(fetchText(t, p.URL()+"/metrics"), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(l, "dfp2p_upload_bytes_total %g", &v); err == nil {
+			return v
 		}
 	}
-	_ = peerBytes
+	return 0
 }
 
 // Killing one daemon mid-download leaves the others completing correctly,
@@ -68,7 +85,7 @@ func TestKillDaemonMidDownload(t *testing.T) {
 	e := newEnv(t)
 	const size = 64 << 20
 	f := e.file("slow.bin", size)
-	e.origin.SetDelay(5 * time.Millisecond) // 1024 writes of 64 KiB over 4 ranges: about 1.3 s
+	e.origin.SetDelay(20 * time.Millisecond) // 1024 writes of 64 KiB over 4 ranges: about 5 s
 	tr := e.tracker()
 	ds := e.daemons(4, tr)
 	url := e.origin.FileURL(f.Name)
@@ -91,8 +108,9 @@ func TestKillDaemonMidDownload(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var st daemon.TaskStatus
-		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Pieces > 0 && st.Held >= st.Pieces/3 && st.Held < st.Pieces {
-			t.Logf("killing %s at %d/%d pieces", victim.Name, st.Held, st.Pieces)
+		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Pieces > 0 && st.Held >= st.Pieces/3 &&
+			st.Held < st.Pieces && uploaded(t, victim) > 0 {
+			t.Logf("killing %s at %d/%d pieces, after it uploaded %.0f bytes", victim.Name, st.Held, st.Pieces, uploaded(t, victim))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -130,6 +148,11 @@ func TestKillDaemonMidDownload(t *testing.T) {
 	t.Logf("get after restart: %s", r.Elapsed)
 	if r.ExitCode != 0 {
 		t.Fatalf("get after restart: %s", r.Stderr)
+	}
+	var st daemon.TaskStatus
+	getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st)
+	if st.Stats == nil || st.Stats.PeerBytes+st.Stats.SeedBytes+st.Stats.OriginBytes >= size {
+		t.Fatalf("restarted daemon refetched everything (%+v): pieces on disk were not reused", st.Stats)
 	}
 	if got := sha256File(t, e.outPath("again")); got != f.SHA256 {
 		t.Fatal("output after restart corrupt")
