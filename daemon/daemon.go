@@ -199,6 +199,7 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
 // Close stops the daemon: downloads are cancelled (their pieces stay on disk
 // for the next start), the API and host are shut down.
 func (d *Daemon) Close() error {
+	d.leaveAll()
 	d.cancel()
 	if d.api != nil {
 		d.api.Close()
@@ -295,6 +296,26 @@ func (d *Daemon) announceAll() {
 		if err != nil {
 			d.log.Debug("announce", "task", t.ID.Short(), "err", err)
 		}
+	}
+}
+
+// leaveAll tells the tracker, best effort and briefly, that this peer no
+// longer serves its tasks, so nobody is sent to a daemon that is gone.
+func (d *Daemon) leaveAll() {
+	if d.tc == nil || d.st == nil {
+		return
+	}
+	tasks, err := d.st.Tasks()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, t := range tasks {
+		if ctx.Err() != nil {
+			return
+		}
+		_, _ = d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeLeave, Task: t.ID})
 	}
 }
 

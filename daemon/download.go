@@ -524,7 +524,9 @@ func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assign
 }
 
 func (d *Daemon) fetchFrom(ctx context.Context, pid peer.ID, seed bool, refs []exchange.PieceRef, results chan<- pieceResult) {
-	tag := "dfp2p-transfer"
+	// One tag per fetch: protection is per tag, and several fetches may run
+	// to the same parent at once.
+	tag := fmt.Sprintf("dfp2p-xfer-%s-%d", refs[0].Task.Short(), refs[0].Index)
 	node.Protect(d.h, pid, tag)
 	defer node.Unprotect(d.h, pid, tag)
 	send := func(r pieceResult) {

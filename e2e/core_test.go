@@ -102,35 +102,42 @@ func TestKillDaemonMidDownload(t *testing.T) {
 			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
 		}()
 	}
-	// Kill daemon 0 once it holds a third of the pieces (and so has been
-	// serving them to the others) but not all.
-	victim := ds[0]
+	// Kill the first daemon that holds a third of the pieces, has served some
+	// of them to the others, and is not done yet.
+	var victim *cluster.Proc
+	vi := -1
 	deadline := time.Now().Add(time.Minute)
-	for {
-		var st daemon.TaskStatus
-		if getJSON(t, victim.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Pieces > 0 && st.Held >= st.Pieces/3 &&
-			st.Held < st.Pieces && uploaded(t, victim) > 0 {
-			t.Logf("killing %s at %d/%d pieces, after it uploaded %.0f bytes", victim.Name, st.Held, st.Pieces, uploaded(t, victim))
-			break
+	for vi < 0 {
+		for i, d := range ds {
+			var st daemon.TaskStatus
+			if getJSON(t, d.URL()+"/api/v1/tasks/"+string(task), &st) == 200 && st.Pieces > 0 &&
+				st.Held >= st.Pieces/3 && st.Held < st.Pieces && uploaded(t, d) > 0 {
+				t.Logf("killing %s at %d/%d pieces, after it uploaded %.0f bytes", d.Name, st.Held, st.Pieces, uploaded(t, d))
+				victim, vi = d, i
+				break
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("victim never got part of the file")
+		if vi < 0 && time.Now().After(deadline) {
+			t.Fatal("no daemon was ever part-way through while serving others")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	victim.Kill()
 	wg.Wait()
 	for i, r := range results {
 		t.Logf("%s: exit %d after %s", ds[i].Name, r.ExitCode, r.Elapsed)
 	}
-	if results[0].ExitCode == 0 {
+	if results[vi].ExitCode == 0 {
 		t.Fatalf("get against the killed daemon succeeded")
 	}
-	if strings.Count(strings.TrimSpace(results[0].Stderr), "\n") != 0 {
-		t.Errorf("failure is not one line: %q", results[0].Stderr)
+	if strings.Count(strings.TrimSpace(results[vi].Stderr), "\n") != 0 {
+		t.Errorf("failure is not one line: %q", results[vi].Stderr)
 	}
-	noOutput(t, e.outPath("out0"))
-	for i := 1; i < len(ds); i++ {
+	noOutput(t, e.outPath(fmt.Sprintf("out%d", vi)))
+	for i := range ds {
+		if i == vi {
+			continue
+		}
 		if results[i].ExitCode != 0 {
 			t.Fatalf("get on %s: exit %d: %s", ds[i].Name, results[i].ExitCode, results[i].Stderr)
 		}
