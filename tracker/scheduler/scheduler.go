@@ -69,8 +69,13 @@ const (
 	// FailUnreachable: the parent could not be dialed. The child avoids it;
 	// two distinct children within FailureBlock make everyone avoid it.
 	FailUnreachable
-	// FailBadPiece: the bytes did not match the piece CID. Everyone avoids
-	// the parent for BadPieceBlock and the piece leaves its holdings.
+	// FailBadPiece: the bytes did not match the piece CID. The reporting
+	// child avoids the parent for BadPieceBlock and the piece leaves the
+	// parent's holdings. Once two distinct children report bad pieces from
+	// the same parent within BadPieceBlock, everyone avoids it for
+	// BadPieceBlock, in every task. Reports never block a seed for others or
+	// drop its holdings: its pieces are hashed by the tracker's own process,
+	// and one lying member must not be able to cut a task off from its seed.
 	FailBadPiece
 	// FailNotFound: the parent did not have the piece. The piece leaves its
 	// holdings.
@@ -161,16 +166,20 @@ type Scheduler struct {
 	rng   *rand.Rand
 	tasks map[string]*task
 	bad   map[string]time.Time // parents that served bad bytes, blocked until
+	// badReports: per parent, the children that reported a bad piece from it
+	// and when; two distinct reporters block the parent for everyone.
+	badReports map[string]map[string]time.Time
 }
 
 // New returns an empty Scheduler.
 func New(cfg Config) *Scheduler {
 	cfg = cfg.withDefaults()
 	return &Scheduler{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
-		tasks: make(map[string]*task),
-		bad:   make(map[string]time.Time),
+		cfg:        cfg,
+		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		tasks:      make(map[string]*task),
+		bad:        make(map[string]time.Time),
+		badReports: make(map[string]map[string]time.Time),
 	}
 }
 
@@ -343,9 +352,27 @@ func (s *Scheduler) Failed(taskName, child, parent string, piece int, why FailRe
 	}
 	switch why {
 	case FailBadPiece:
-		s.bad[parent] = later(s.bad[parent], now.Add(s.cfg.BadPieceBlock))
+		c.block(parent, now.Add(s.cfg.BadPieceBlock))
+		if p != nil && p.seed {
+			return
+		}
 		if p != nil && inRange && p.st[piece] >= 0 {
 			t.removeHolder(p, piece)
+		}
+		rs := s.badReports[parent]
+		if rs == nil {
+			rs = make(map[string]time.Time)
+			s.badReports[parent] = rs
+		}
+		rs[child] = now
+		for ch, at := range rs {
+			if now.Sub(at) >= s.cfg.BadPieceBlock {
+				delete(rs, ch)
+			}
+		}
+		if len(rs) >= 2 {
+			s.bad[parent] = later(s.bad[parent], now.Add(s.cfg.BadPieceBlock))
+			delete(s.badReports, parent)
 		}
 	case FailNotFound:
 		if p != nil && inRange && p.st[piece] >= 0 {
@@ -408,6 +435,16 @@ func (s *Scheduler) Tick(now time.Time) {
 	for id, until := range s.bad {
 		if !now.Before(until) {
 			delete(s.bad, id)
+		}
+	}
+	for id, rs := range s.badReports {
+		for ch, at := range rs {
+			if now.Sub(at) >= s.cfg.BadPieceBlock {
+				delete(rs, ch)
+			}
+		}
+		if len(rs) == 0 {
+			delete(s.badReports, id)
 		}
 	}
 	for _, t := range s.tasks {

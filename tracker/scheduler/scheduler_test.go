@@ -432,13 +432,22 @@ func TestFailures(t *testing.T) {
 			heldBy: true,
 		},
 		{
-			name: "bad piece blocks everyone for BadPieceBlock",
+			name: "bad pieces reported by two children block everyone for BadPieceBlock",
 			reports: []struct {
 				child string
 				why   FailReason
-			}{{"a", FailBadPiece}},
+			}{{"a", FailBadPiece}, {"b", FailBadPiece}},
 			// p no longer holds 0, but also cannot serve piece 1.
 			checks: []check{{"c", 0, []string{"s"}}, {"c", 4 * time.Minute, []string{"s"}}},
+			heldBy: false,
+		},
+		{
+			name: "one bad-piece report blocks the parent for the reporter only",
+			reports: []struct {
+				child string
+				why   FailReason
+			}{{"a", FailBadPiece}, {"a", FailBadPiece}},
+			checks: []check{{"a", 0, []string{"s"}}, {"c", 0, []string{"p", "s"}}},
 			heldBy: false,
 		},
 		{
@@ -505,7 +514,9 @@ func TestBadPieceBlocksAcrossTasksAndExpires(t *testing.T) {
 		s.Join(tk, "p", false, all(1), t0)
 		s.Join(tk, "a", false, nil, t0)
 	}
+	s.Join("t", "b", false, nil, t0)
 	s.Failed("t", "a", "p", 0, FailBadPiece, t0)
+	s.Failed("t", "b", "p", 0, FailBadPiece, t0)
 	if got := s.Schedule("u", "a", 1, t0); len(got) != 0 {
 		t.Fatalf("bad parent used in another task: %v", got)
 	}
@@ -521,6 +532,20 @@ func TestBadPieceBlocksAcrossTasksAndExpires(t *testing.T) {
 	}
 }
 
+// A lying member cannot cut a task off from its seed.
+func TestBadPieceReportsNeverBlockSeedForOthers(t *testing.T) {
+	s := setup(t, Config{Seed: 5}, 2, joinSpec{"s", true, all(2)}, joinSpec{"liar", false, nil}, joinSpec{"b", false, nil}, joinSpec{"c", false, nil})
+	s.Failed("t", "liar", "s", 0, FailBadPiece, t0)
+	s.Failed("t", "b", "s", 0, FailBadPiece, t0)
+	if got := s.Schedule("t", "c", 2, t0); len(got) != 2 || got[0].Parent != "s" {
+		t.Fatalf("honest child lost the seed: %v", got)
+	}
+	if got := s.Schedule("t", "liar", 2, t0); len(got) != 0 {
+		t.Fatalf("reporter still sent to the parent it reported: %v", got)
+	}
+	mustCheck(t, s)
+}
+
 func TestFailedFreesAssignment(t *testing.T) {
 	s := setup(t, Config{Seed: 1}, 2, joinSpec{"s", true, all(2)}, joinSpec{"a", false, nil})
 	s.Schedule("t", "a", 2, t0)
@@ -533,8 +558,11 @@ func TestFailedFreesAssignment(t *testing.T) {
 	if s.load("t", "s") != 0 || len(s.bad) != 0 {
 		t.Fatal("self report")
 	}
-	// Report against a parent that already left still blocks.
+	// Reports from two children against a parent that already left still
+	// block it.
+	s.Join("t", "b", false, nil, t0)
 	s.Failed("t", "a", "gone", 0, FailBadPiece, t0)
+	s.Failed("t", "b", "gone", 0, FailBadPiece, t0)
 	if _, ok := s.bad["gone"]; !ok {
 		t.Fatal("no block for departed parent")
 	}
