@@ -66,6 +66,11 @@ func TestSwarmOriginReadOnce(t *testing.T) {
 	if peerBytes < size {
 		t.Fatalf("peers served each other only %d bytes in total; the seed served %d", peerBytes, seedBytes)
 	}
+	// The scheduler lets at most 2 copies of a piece leave the seed at once
+	// (scheduler.Config.SeedCopies); allow some slack for timeouts.
+	if seedBytes > 3*size {
+		t.Fatalf("the seed served %d bytes (%.1f copies) to 5 daemons", seedBytes, float64(seedBytes)/size)
+	}
 }
 
 // uploaded reads a process's dfp2p_upload_bytes_total.

@@ -62,6 +62,11 @@
 //     so load moves off the seeds as peers fill up. Only when no peer can
 //     serve the piece are the task's seeds holding it considered (seeds are
 //     tracked apart and always examined then, so sampling never hides them).
+//     At most SeedCopies assignments of one piece may be in flight from seeds
+//     at once; other children skip the piece until a peer holds it. Peers that
+//     start together (a cold start, or a seed still reading a slow origin)
+//     would otherwise all take every new piece from the seed, which then
+//     uploads one copy per peer: the "P2P is not happening" failure.
 //  5. A piece with no usable parent is skipped and the next rarest is tried.
 //     At most max(64, 8*max) such tries are made per call, which bounds the
 //     work when the whole swarm is saturated; the peer asks again later.
@@ -75,9 +80,12 @@
 //     FailureBlock, nobody is sent to it for FailureBlock (it stays a child
 //     and keeps its holdings, so it can still download and be retried later).
 //     Two reporters, not one, so a single broken child cannot evict a parent.
-//   - FailBadPiece: the bytes did not match the CID. The parent is blocked as
-//     a parent for everyone, in every task, for BadPieceBlock, and the piece is
-//     removed from its holdings.
+//   - FailBadPiece: the bytes did not match the CID. The reporting child
+//     avoids the parent for BadPieceBlock and the piece is removed from the
+//     parent's holdings. Two distinct reporters within BadPieceBlock block it
+//     as a parent for everyone, in every task, for BadPieceBlock. Reports
+//     never block a seed for others nor drop its holdings: one lying member
+//     must not cut a task off from the pieces the tracker hashed itself.
 //   - FailNotFound: the parent did not have the piece; it is removed from that
 //     parent's holdings. Nobody is blocked.
 //   - FailOther: the child avoids that parent for FailureBlock.

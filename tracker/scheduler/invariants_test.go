@@ -54,6 +54,7 @@ func (s *Scheduler) check() error {
 			}
 		}
 		loads := map[*peer]int{}
+		seedCopies := make([]int32, t.pieces)
 		inflight, complete := 0, 0
 		for id, p := range t.peers {
 			if p.id != id || p.gone {
@@ -89,6 +90,9 @@ func (s *Scheduler) check() error {
 					return fmt.Errorf("task %q peer %q: self assignment", name, id)
 				}
 				loads[a.parent]++
+				if a.fromSeed {
+					seedCopies[a.piece]++
+				}
 			}
 			inflight += len(p.inflight)
 			if p.seed != (p.seedIdx >= 0) {
@@ -104,6 +108,14 @@ func (s *Scheduler) check() error {
 			}
 			if p.load > maxCap {
 				return fmt.Errorf("task %q peer %q: load %d over %d", name, p.id, p.load, maxCap)
+			}
+		}
+		for pc, n := range seedCopies {
+			if t.seedCopies[pc] != n {
+				return fmt.Errorf("task %q piece %d: seedCopies %d, counted %d", name, pc, t.seedCopies[pc], n)
+			}
+			if n > int32(s.cfg.SeedCopies) {
+				return fmt.Errorf("task %q piece %d: %d copies in flight from seeds, limit %d", name, pc, n, s.cfg.SeedCopies)
 			}
 		}
 		for p, n := range loads {

@@ -17,7 +17,11 @@ type Config struct {
 	BadPieceBlock     time.Duration // a parent that sent a bad piece is avoided by everyone this long (default 5m)
 	PeerTTL           time.Duration // a peer is forgotten after this long without an event (default 2m)
 	AssignmentTimeout time.Duration // an in-flight assignment not reported this long is freed (default 60s)
-	Seed              int64         // random seed, for deterministic tests
+	// SeedCopies bounds the copies of one piece in flight from seeds at once
+	// (default 2). Other children wait for a peer that got it: peers that
+	// start together would otherwise all take each new piece from the seed.
+	SeedCopies int
+	Seed       int64 // random seed, for deterministic tests
 }
 
 // DefaultConfig returns the defaults.
@@ -30,6 +34,7 @@ func DefaultConfig() Config {
 		BadPieceBlock:     5 * time.Minute,
 		PeerTTL:           2 * time.Minute,
 		AssignmentTimeout: 60 * time.Second,
+		SeedCopies:        2,
 	}
 }
 
@@ -40,6 +45,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSeedUploads <= 0 {
 		c.MaxSeedUploads = d.MaxSeedUploads
+	}
+	if c.SeedCopies <= 0 {
+		c.SeedCopies = d.SeedCopies
 	}
 	if c.CandidateSample <= 0 {
 		c.CandidateSample = d.CandidateSample
@@ -121,6 +129,7 @@ func inflightIndex(st int32) int { return int(-2 - st) }
 
 type assignment struct {
 	piece    int32
+	fromSeed bool // the parent was a seed when assigned (counted in seedCopies)
 	parent   *peer
 	deadline time.Time
 }
@@ -157,6 +166,9 @@ type task struct {
 	start    []int32 // start[c] = number of pieces with fewer than c holders
 	complete int
 	inflight int
+	// seedCopies[piece] is the number of in-flight assignments of piece
+	// whose parent is a seed.
+	seedCopies []int32
 }
 
 // Scheduler is the scheduling state machine. It is not safe for concurrent
@@ -204,13 +216,14 @@ func (s *Scheduler) AddTask(name string, pieces int) {
 		return
 	}
 	t := &task{
-		name:    name,
-		pieces:  pieces,
-		peers:   make(map[string]*peer),
-		holders: make([][]*peer, pieces),
-		order:   make([]int32, pieces),
-		rank:    make([]int32, pieces),
-		start:   []int32{0, int32(pieces)},
+		name:       name,
+		pieces:     pieces,
+		peers:      make(map[string]*peer),
+		holders:    make([][]*peer, pieces),
+		seedCopies: make([]int32, pieces),
+		order:      make([]int32, pieces),
+		rank:       make([]int32, pieces),
+		start:      []int32{0, int32(pieces)},
 	}
 	// A random initial order, so that ties among never-held pieces are
 	// already mixed.
@@ -591,9 +604,11 @@ func (s *Scheduler) pickParent(t *task, c *peer, piece int32, now time.Time) *pe
 	if best != nil {
 		return best
 	}
-	// No peer can serve it: fall back to the seeds that hold it.
+	// No peer can serve it: fall back to the seeds that hold it, unless
+	// enough copies are already on their way from seeds to peers that will
+	// serve it next.
 	ns := len(t.seeds)
-	if ns == 0 {
+	if ns == 0 || t.seedCopies[piece] >= int32(s.cfg.SeedCopies) {
 		return nil
 	}
 	if ns > k {
@@ -616,9 +631,12 @@ func (s *Scheduler) pickParent(t *task, c *peer, piece int32, now time.Time) *pe
 
 func (t *task) assign(c, par *peer, piece int32, deadline time.Time) {
 	c.st[piece] = inflightState(len(c.inflight))
-	c.inflight = append(c.inflight, assignment{piece: piece, parent: par, deadline: deadline})
+	c.inflight = append(c.inflight, assignment{piece: piece, fromSeed: par.seed, parent: par, deadline: deadline})
 	par.load++
 	t.inflight++
+	if par.seed {
+		t.seedCopies[piece]++
+	}
 }
 
 // freeAssignment removes c.inflight[i], marking its piece missing. completed
@@ -626,6 +644,9 @@ func (t *task) assign(c, par *peer, piece int32, deadline time.Time) {
 func (t *task) freeAssignment(c *peer, i int, completed bool) {
 	a := c.inflight[i]
 	a.parent.load--
+	if a.fromSeed {
+		t.seedCopies[a.piece]--
+	}
 	if completed {
 		a.parent.uploads++
 	}

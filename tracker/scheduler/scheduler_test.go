@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -662,4 +663,35 @@ func TestFailReasonString(t *testing.T) {
 			t.Errorf("%d: %q", int(r), r.String())
 		}
 	}
+}
+
+// Peers that start together do not all take a new piece from the seed: at
+// most SeedCopies do, the rest get it from them.
+func TestSeedCopiesLimit(t *testing.T) {
+	s := setup(t, Config{Seed: 9, SeedCopies: 2}, 1, joinSpec{"s", true, all(1)},
+		joinSpec{"a", false, nil}, joinSpec{"b", false, nil}, joinSpec{"c", false, nil}, joinSpec{"d", false, nil})
+	var from []string
+	for _, c := range []string{"a", "b", "c", "d"} {
+		for _, a := range s.Schedule("t", c, 1, t0) {
+			from = append(from, c+"<-"+a.Parent)
+		}
+	}
+	if len(from) != 2 {
+		t.Fatalf("assignments %v: want 2 copies from the seed", from)
+	}
+	mustCheck(t, s)
+	child := strings.Split(from[0], "<-")[0]
+	s.Done("t", child, []int{0}, t0)
+	var waiting string
+	for _, c := range []string{"a", "b", "c", "d"} {
+		if !strings.Contains(strings.Join(from, ","), c+"<-") {
+			waiting = c
+			break
+		}
+	}
+	got := s.Schedule("t", waiting, 1, t0)
+	if len(got) != 1 || got[0].Parent != child {
+		t.Fatalf("%s got %v, want the piece from %s", waiting, got, child)
+	}
+	mustCheck(t, s)
 }
