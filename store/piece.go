@@ -262,9 +262,6 @@ func (s *Store) dropPieceLocked(id content.TaskID, ts *taskState, idx int) error
 // m are removed and an ErrBadPiece error is returned; if pieces are missing
 // the error wraps ErrIncomplete.
 func (s *Store) Complete(id content.TaskID, m *content.Manifest) error {
-	if err := checkID(id); err != nil {
-		return err
-	}
 	if m == nil {
 		return fmt.Errorf("%w: nil manifest", ErrInvalid)
 	}
@@ -278,15 +275,9 @@ func (s *Store) Complete(id content.TaskID, m *content.Manifest) error {
 
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	ts := s.tasks[id]
-	if ts == nil {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
+	ts, err := s.lockedTask(id)
+	if err != nil {
+		return err
 	}
 	if m.Length != ts.rec.Length || m.PieceSize != ts.rec.PieceSize {
 		s.mu.Unlock()
@@ -346,18 +337,9 @@ func (s *Store) Complete(id content.TaskID, m *content.Manifest) error {
 // not match their CID and returns their indices. Use it after an unclean
 // shutdown with WithSync(false), or to scrub.
 func (s *Store) Verify(id content.TaskID) ([]int, error) {
-	if err := checkID(id); err != nil {
+	ts, err := s.lockedTask(id)
+	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
-	}
-	ts := s.tasks[id]
-	if ts == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
 	}
 	s.active[id]++
 	pieces := append([]cid.Cid(nil), ts.pieces...)

@@ -30,18 +30,9 @@ func (s *Store) NewReaderContext(ctx context.Context, id content.TaskID, off int
 }
 
 func (s *Store) newReader(ctx context.Context, id content.TaskID, off int64) (io.ReadCloser, error) {
-	if err := checkID(id); err != nil {
+	ts, err := s.lockedTask(id)
+	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
-	}
-	ts := s.tasks[id]
-	if ts == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
 	}
 	if off < 0 || off > ts.rec.Length {
 		s.mu.Unlock()

@@ -684,20 +684,30 @@ func (s *Store) Tasks() ([]Task, error) {
 	return out, nil
 }
 
-// Touch marks the task as accessed now.
-func (s *Store) Touch(id content.TaskID) error {
+// lockedTask validates id, takes s.mu and returns the task's state with s.mu
+// held. On error s.mu is not held.
+func (s *Store) lockedTask(id content.TaskID) (*taskState, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	ts := s.tasks[id]
 	if ts == nil {
 		s.mu.Unlock()
-		return fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
+		return nil, fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
+	}
+	return ts, nil
+}
+
+// Touch marks the task as accessed now.
+func (s *Store) Touch(id content.TaskID) error {
+	ts, err := s.lockedTask(id)
+	if err != nil {
+		return err
 	}
 	write := s.touchLocked(ts)
 	s.mu.Unlock()
@@ -709,18 +719,9 @@ func (s *Store) Touch(id content.TaskID) error {
 
 // SetPinned pins or unpins a task; GC never removes pinned tasks.
 func (s *Store) SetPinned(id content.TaskID, pinned bool) error {
-	if err := checkID(id); err != nil {
+	ts, err := s.lockedTask(id)
+	if err != nil {
 		return err
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	ts := s.tasks[id]
-	if ts == nil {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: task %s", ErrNotFound, id.Short())
 	}
 	ts.rec.Pinned = pinned
 	s.mu.Unlock()
