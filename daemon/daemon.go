@@ -18,6 +18,7 @@ import (
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/proxy"
 	"github.com/dfp2p/dfp2p/store"
 	"github.com/dfp2p/dfp2p/tracker"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	AnnounceInterval time.Duration
 	// OriginClient is the HTTP client used when reading origins directly.
 	OriginClient *http.Client
+	// Proxy configures the registry mirror and HTTP proxy; a nil Proxy or an
+	// empty Proxy.Addr turns it off. Its Fetcher is the daemon itself.
+	Proxy *proxy.Config
 	// WriteAddrs writes DIR/addrs once listening (default true for processes;
 	// in-process peers of `dfp2p get` turn it off).
 	NoAddrsFile bool
@@ -100,6 +104,7 @@ type Daemon struct {
 	originOpts []cdn.Option
 	m          *metrics
 	api        *httpapi.Server
+	proxy      *proxy.Proxy
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -161,6 +166,21 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		d.api = api
 	}
+	if cfg.Proxy != nil && cfg.Proxy.Addr != "" {
+		pc := *cfg.Proxy
+		pc.Fetcher = d
+		if pc.Logger == nil {
+			pc.Logger = d.log
+		}
+		if pc.AddrFile == "" && !cfg.NoAddrsFile {
+			pc.AddrFile = filepath.Join(cfg.DataDir, "proxy")
+		}
+		p, err := proxy.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		d.proxy = p
+	}
 	if d.tc != nil {
 		d.wg.Add(1)
 		go d.announceLoop()
@@ -174,7 +194,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d.log.Info("daemon listening", "peer", h.ID(), "addrs", node.Addrs(h), "api", d.APIAddr(), "trackers", len(trackers))
+	d.log.Info("daemon listening", "peer", h.ID(), "addrs", node.Addrs(h), "api", d.APIAddr(), "proxy", d.ProxyAddr(), "trackers", len(trackers))
 	ok = true
 	return d, nil
 }
@@ -193,6 +213,14 @@ func (d *Daemon) APIAddr() string {
 	return d.api.Addr()
 }
 
+// ProxyAddr is the registry mirror's address, or "".
+func (d *Daemon) ProxyAddr() string {
+	if d.proxy == nil {
+		return ""
+	}
+	return d.proxy.Addr()
+}
+
 // Registry is the daemon's Prometheus registry.
 func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
 
@@ -200,6 +228,9 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
 // for the next start), the API and host are shut down.
 func (d *Daemon) Close() error {
 	d.leaveAll()
+	if d.proxy != nil {
+		_ = d.proxy.Close()
+	}
 	d.cancel()
 	if d.api != nil {
 		d.api.Close()

@@ -2,9 +2,11 @@
 # Installs what `make test` needs on a fresh Debian machine. Idempotent; as a
 # non-root user it only checks and explains.
 set -euo pipefail
+# Debian packages come as arguments (the Makefile's `deps` target passes the
+# registry suite's: docker-registry containerd skopeo apache2-utils).
 need=()
-# (Debian packages for later suites are added here: docker-registry, containerd, ...)
-for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+for pkg in "$@"; do installed "$pkg" || need+=("$pkg"); done
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/proxy"
 	"github.com/dfp2p/dfp2p/tracker"
 )
 
@@ -73,6 +75,28 @@ func runUntilDone(cmd *cobra.Command, log *slog.Logger, closeFn func() error) er
 	return closeFn()
 }
 
+// proxyConfig builds the registry mirror's configuration from the flags.
+func proxyConfig(v *viper.Viper) (*proxy.Config, error) {
+	regs := map[string]string{}
+	for _, kv := range v.GetStringSlice("proxy-registry") {
+		name, u, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || u == "" {
+			return nil, usagef("--proxy-registry %q: want NAME=URL", kv)
+		}
+		regs[name] = u
+	}
+	return &proxy.Config{
+		Addr:            v.GetString("proxy"),
+		DefaultRegistry: v.GetString("proxy-default-registry"),
+		Registries:      regs,
+		Rules:           v.GetStringSlice("proxy-rule"),
+		AllowCIDRs:      v.GetStringSlice("proxy-allow"),
+		CACert:          v.GetString("proxy-ca-cert"),
+		CAKey:           v.GetString("proxy-ca-key"),
+		InterceptHosts:  v.GetStringSlice("proxy-intercept"),
+	}, nil
+}
+
 // addGCFlags adds the cache garbage-collection flags the tracker (seed cache)
 // and the daemon share.
 func addGCFlags(f *pflag.FlagSet) {
@@ -104,10 +128,15 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			pc, err := proxyConfig(v)
+			if err != nil {
+				return err
+			}
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
-				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads")})
+				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
+				Proxy: pc})
 			if err != nil {
 				return err
 			}
@@ -122,5 +151,13 @@ func newDaemonCmd() *cobra.Command {
 	addGCFlags(f)
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
 	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
+	f.String("proxy", "127.0.0.1:65001", "registry mirror and HTTP proxy address; empty to disable")
+	f.StringSlice("proxy-registry", nil, "NAME=URL: upstream of a registry, e.g. registry.local:5000=http://registry.local:5000 (repeatable)")
+	f.String("proxy-default-registry", "docker.io", "registry for mirror requests that name none (no ?ns=)")
+	f.StringSlice("proxy-rule", nil, "regex on URLs the forward proxy sends through the swarm (repeatable; default: OCI blob URLs)")
+	f.StringSlice("proxy-allow", nil, "client CIDR allowed besides loopback (repeatable; the proxy is never open by default)")
+	f.String("proxy-ca-cert", "", "CA certificate (PEM) for opt-in TLS interception")
+	f.String("proxy-ca-key", "", "CA private key (PEM) for opt-in TLS interception")
+	f.StringSlice("proxy-intercept", nil, "host whose HTTPS CONNECT is intercepted with the CA (repeatable)")
 	return cmd
 }

@@ -52,6 +52,7 @@ type Proc struct {
 	Role    string
 	DataDir string
 	API     string   // host:port of its HTTP API
+	Proxy   string   // host:port of a daemon's registry mirror, if it runs one
 	Addrs   []string // full multiaddrs with /p2p/ID
 	LogPath string
 	args    []string
@@ -72,9 +73,10 @@ func (c *Cluster) StartTracker(extra ...string) (*Proc, error) {
 	return c.start("tracker", append([]string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0"}, extra...))
 }
 
-// StartDaemon starts a daemon on loopback pointed at the given trackers.
+// StartDaemon starts a daemon on loopback pointed at the given trackers, with
+// its registry mirror on a free port (Proc.Proxy).
 func (c *Cluster) StartDaemon(trackers []*Proc, extra ...string) (*Proc, error) {
-	args := []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0"}
+	args := []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0", "--proxy", "127.0.0.1:0"}
 	for _, t := range trackers {
 		args = append(args, "--tracker", t.Addrs[0])
 	}
@@ -105,6 +107,7 @@ func (c *Cluster) start(role string, args []string) (*Proc, error) {
 func (p *Proc) run() error {
 	_ = os.Remove(filepath.Join(p.DataDir, "addrs"))
 	_ = os.Remove(filepath.Join(p.DataDir, "api"))
+	_ = os.Remove(filepath.Join(p.DataDir, "proxy"))
 	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -141,6 +144,9 @@ func (p *Proc) waitReady(timeout time.Duration) error {
 			p.Addrs = strings.Fields(string(addrs))
 			p.API = strings.TrimSpace(string(api))
 			if len(p.Addrs) > 0 && healthy(p.API) {
+				if b, err := os.ReadFile(filepath.Join(p.DataDir, "proxy")); err == nil {
+					p.Proxy = strings.TrimSpace(string(b))
+				}
 				return nil
 			}
 		}
