@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dfp2p/dfp2p/proxy/setup"
 )
 
 // Containerd is a real containerd (1.6) with its own root, state, socket and
@@ -164,20 +166,23 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Mirror writes hosts.d/REGISTRY/hosts.toml: pulls and resolves of
-// registryHost's images go to mirrorURL (a dfp2p daemon's proxy) first, then
-// to serverURL (if the mirror fails, containerd falls back to it).
+// Mirror sets up hosts.d/REGISTRY/hosts.toml the way an operator would: a
+// file naming the plain-HTTP registry, then `dfp2p init containerd` (the
+// proxy/setup package) merges in the mirror. Pulls and resolves go to
+// mirrorURL (a dfp2p daemon's proxy) first, then to serverURL.
 func (c *Containerd) Mirror(registryHost, mirrorURL, serverURL string) error {
 	d := filepath.Join(c.HostsDir, registryHost)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
-	conf := fmt.Sprintf(`server = %q
-
-[host.%q]
-  capabilities = ["pull", "resolve"]
-`, serverURL, mirrorURL)
-	return os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(conf), 0o644)
+	// The operator's own hosts.toml for a plain-HTTP registry...
+	if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(fmt.Sprintf("server = %q\n", serverURL)), 0o644); err != nil {
+		return err
+	}
+	// ...into which `dfp2p init containerd` merges the mirror, exactly as on
+	// a real host, so containerd here reads what the product writes.
+	_, err := setup.Containerd(setup.ContainerdOptions{ConfigPath: c.HostsDir, Registries: []string{registryHost}, Proxy: mirrorURL})
+	return err
 }
 
 // Pull runs `ctr images pull` (which fetches and unpacks) with the hosts dir

@@ -1,8 +1,10 @@
 // Package cluster is the one harness end-to-end tests and `make demo` use to
 // start dfp2p clusters: it builds the dfp2p binary once, runs trackers and
 // daemons as real processes on loopback with their own data dirs, runs a
-// counting HTTP origin, and tears everything down — processes first, then
-// temp dirs — even when a test fails.
+// counting HTTP origin, a real docker-registry (open, htpasswd or token auth)
+// behind a counting front, real containerd instances with their own root and
+// socket, builds multi-layer OCI images without Docker, and tears everything
+// down — processes first, then temp dirs — even when a test fails.
 //
 // It is test infrastructure: product code must not import it.
 package cluster
