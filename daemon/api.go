@@ -145,21 +145,8 @@ func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) {
 	buf := make([]byte, 256<<10)
 	_, err = io.CopyBuffer(w, s, buf)
 	if err != nil {
-		w.Header().Set(TrailerError, oneLine(err.Error()))
+		w.Header().Set(TrailerError, httpapi.OneLine(err.Error(), 1024))
 		return
 	}
 	w.Header().Set(TrailerSHA256, s.SHA256())
-}
-
-func oneLine(s string) string {
-	out := []byte(s)
-	for i, c := range out {
-		if c < 0x20 || c == 0x7f {
-			out[i] = ' '
-		}
-	}
-	if len(out) > 1024 {
-		out = append(out[:1021], "..."...)
-	}
-	return string(out)
 }

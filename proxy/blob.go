@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dfp2p/dfp2p/internal/httpapi"
 )
 
 // blobTarget is one blob GET that goes through the swarm.
@@ -43,7 +45,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 		p.n.upstreamErrors.Add(1)
 		log.Warn("blob authorization check failed; refusing (fail closed)", "err", err)
 		writeOCIError(w, http.StatusBadGateway, "UNKNOWN",
-			"cannot reach the registry to check authorization for this blob: "+oneLine(err.Error()))
+			"cannot reach the registry to check authorization for this blob: "+httpapi.OneLine(err.Error(), 512))
 		return
 	}
 	if d != nil {
@@ -69,7 +71,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 		p.n.blobErrors.Add(1)
 		status := fetchStatus(err)
 		log.Info("blob fetch failed", "status", status, "err", err)
-		writeOCIError(w, status, ociCode(status), oneLine(err.Error()))
+		writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
 		return
 	}
 	defer body.Close()
@@ -95,7 +97,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 			p.n.blobErrors.Add(1)
 			status := fetchStatus(err)
 			log.Info("blob stream failed before the range start", "err", err)
-			writeOCIError(w, status, ociCode(status), oneLine(err.Error()))
+			writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
 			return
 		}
 	}
@@ -124,7 +126,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 			p.n.blobErrors.Add(1)
 			status := fetchStatus(err)
 			log.Info("blob stream failed before the first byte", "err", err)
-			writeOCIError(w, status, ociCode(status), oneLine(err.Error()))
+			writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
 			return
 		}
 		p.n.blobsAborted.Add(1)

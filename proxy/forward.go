@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dfp2p/dfp2p/internal/httpapi"
 )
 
 // hopHeaders are meaningful only for one connection and are never forwarded
@@ -155,7 +157,7 @@ func (p *Proxy) passthrough(w http.ResponseWriter, r *http.Request, target *url.
 		}
 		p.n.upstreamErrors.Add(1)
 		p.log.Warn("upstream request failed", "method", r.Method, "url", redact(target), "err", err)
-		writeOCIError(w, http.StatusBadGateway, "UNKNOWN", "upstream unreachable: "+oneLine(err.Error()))
+		writeOCIError(w, http.StatusBadGateway, "UNKNOWN", "upstream unreachable: "+httpapi.OneLine(err.Error(), 512))
 		return
 	}
 	defer resp.Body.Close()
@@ -299,17 +301,4 @@ func redact(u *url.URL) string {
 	}
 	c.Fragment = ""
 	return c.String()
-}
-
-func oneLine(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c == 0x7f {
-			b[i] = ' '
-		}
-	}
-	if len(b) > 512 {
-		b = append(b[:509], "..."...)
-	}
-	return string(b)
 }

@@ -44,3 +44,18 @@ func Healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte("ok\n"))
 }
+
+// OneLine makes s safe for a one-line message or a header value: control
+// characters become spaces and it is cut to max bytes with "...".
+func OneLine(s string, max int) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	if max > 3 && len(b) > max {
+		b = append(b[:max-3], "..."...)
+	}
+	return string(b)
+}
