@@ -365,7 +365,9 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 					if !te.UnknownTask {
 						return trackerErr(err) // the seed failed: final
 					}
-					// The tracker restarted or forgot the task: register again.
+					// The tracker restarted or forgot the task, or its owner
+					// died and the next tracker took over: register again.
+					d.log.Info("tracker does not know the task; registering again", "task", dl.task.Short())
 					if _, rerr := d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeRegister, Task: dl.task, URL: dl.req.URL,
 						Tag: dl.req.Tag, Digest: dl.req.Digest, Header: dl.req.Header, Addrs: node.Addrs(d.h),
 						Have: tracker.NewBitfield(have)}); rerr != nil {
@@ -375,6 +377,7 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 						d.log.Debug("re-register failed", "err", rerr)
 					}
 				}
+				d.log.Debug("schedule failed", "task", dl.task.Short(), "err", err)
 				if time.Since(lastOK) > trackerGrace && len(inflight) == 0 {
 					return fmt.Errorf("%w: %v", errTrackerLost, err)
 				}
@@ -556,6 +559,7 @@ func (d *Daemon) fetchFrom(ctx context.Context, pid peer.ID, seed bool, refs []e
 // finishP2P fetches the manifest and checks every held piece against it.
 func (d *Daemon) finishP2P(ctx context.Context, dl *download) (*content.Manifest, error) {
 	deadline := time.Now().Add(5 * time.Minute)
+	d.log.Debug("all pieces held; fetching the manifest", "task", dl.task.Short())
 	for {
 		mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		resp, err := d.tc.Call(mctx, &tracker.Request{Type: tracker.TypeManifest, Task: dl.task})

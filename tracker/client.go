@@ -3,8 +3,11 @@ package tracker
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -13,30 +16,44 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/internal/wire"
 )
 
 // ErrUnreachable is returned when no tracker answered.
 var ErrUnreachable = errors.New("no tracker reachable")
 
-// Client talks to one or more trackers over libp2p. It uses the first tracker
-// that answers and moves to the next one when a call fails at the transport
-// level. Safe for concurrent use.
+// Client talks to a group of trackers over libp2p. Each task belongs to one
+// tracker, chosen by rendezvous hashing of the task ID and the trackers' peer
+// IDs, so every peer asks the same tracker about the same task without any
+// coordination, and adding or removing a tracker moves only that tracker's
+// tasks. When the owner does not answer, the next tracker in the task's
+// rendezvous order takes over (the peer registers there again; see the
+// daemon). A tracker that failed is tried last for a while. Safe for
+// concurrent use.
 type Client struct {
 	h        host.Host
 	trackers []peer.ID
 	timeout  time.Duration
 
 	mu   sync.Mutex
-	good int // index of the tracker that answered last
+	down map[peer.ID]time.Time // trackers that failed recently, until
 }
 
 // ClientOption configures a Client.
 type ClientOption func(*Client)
 
-// WithCallTimeout bounds each request/response (default 30s; a register may
-// wait for the origin's first bytes).
+// WithCallTimeout bounds one attempt at a register, which may wait for the
+// origin's first bytes (default 30s). Other requests get at most 5 s per
+// tracker, so a dead tracker costs one short timeout before the next one is
+// asked.
 func WithCallTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// downFor is how long a tracker that failed is tried last.
+const downFor = 30 * time.Second
+
+// attemptTimeout for requests other than register.
+const attemptTimeout = 5 * time.Second
 
 // ParseAddrs parses tracker multiaddrs, each of which must end in /p2p/ID.
 func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
@@ -63,7 +80,7 @@ func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
 
 // NewClient returns a client for the given trackers.
 func NewClient(h host.Host, trackers []peer.AddrInfo, opts ...ClientOption) *Client {
-	c := &Client{h: h, timeout: 30 * time.Second}
+	c := &Client{h: h, timeout: 30 * time.Second, down: map[peer.ID]time.Time{}}
 	for _, ai := range trackers {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 		c.trackers = append(c.trackers, ai.ID)
@@ -77,22 +94,71 @@ func NewClient(h host.Host, trackers []peer.AddrInfo, opts ...ClientOption) *Cli
 // Trackers lists the tracker peer IDs.
 func (c *Client) Trackers() []peer.ID { return append([]peer.ID(nil), c.trackers...) }
 
-// Call sends req and returns the tracker's response. A response carrying an
-// error is returned as *Error.
+// Rank orders trackers for task by rendezvous (highest random weight)
+// hashing: the first is the task's owner, the rest take over in order.
+func Rank(task content.TaskID, trackers []peer.ID) []peer.ID {
+	type scored struct {
+		p peer.ID
+		w uint64
+	}
+	ss := make([]scored, len(trackers))
+	for i, p := range trackers {
+		h := sha256.New()
+		h.Write([]byte(task))
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+		ss[i] = scored{p, binary.BigEndian.Uint64(h.Sum(nil))}
+	}
+	sort.Slice(ss, func(i, j int) bool {
+		if ss[i].w != ss[j].w {
+			return ss[i].w > ss[j].w
+		}
+		return ss[i].p < ss[j].p
+	})
+	out := make([]peer.ID, len(ss))
+	for i, s := range ss {
+		out[i] = s.p
+	}
+	return out
+}
+
+// order is Rank with trackers that failed recently moved to the end.
+func (c *Client) order(task content.TaskID) []peer.ID {
+	ranked := Rank(task, c.trackers)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	up := make([]peer.ID, 0, len(ranked))
+	var down []peer.ID
+	for _, p := range ranked {
+		if until, ok := c.down[p]; ok && now.Before(until) {
+			down = append(down, p)
+		} else {
+			up = append(up, p)
+		}
+	}
+	return append(up, down...)
+}
+
+// Call sends req to the task's tracker, or the next one in its rendezvous
+// order when that one does not answer, and returns the response. A response
+// carrying an error is returned as *Error.
 func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 	if len(c.trackers) == 0 {
 		return nil, ErrUnreachable
 	}
-	c.mu.Lock()
-	start := c.good
-	c.mu.Unlock()
+	per := attemptTimeout
+	if req.Type == TypeRegister {
+		per = c.timeout
+	}
 	var lastErr error
-	for i := range c.trackers {
-		idx := (start + i) % len(c.trackers)
-		resp, err := c.callOne(ctx, c.trackers[idx], req)
+	for _, p := range c.order(req.Task) {
+		actx, cancel := context.WithTimeout(ctx, per)
+		resp, err := c.callOne(actx, p, req)
+		cancel()
 		if err == nil {
 			c.mu.Lock()
-			c.good = idx
+			delete(c.down, p)
 			c.mu.Unlock()
 			if resp.Error != "" {
 				return resp, &Error{Msg: resp.Error, OriginStatus: resp.OriginStatus, UnknownTask: resp.UnknownTask}
@@ -100,6 +166,11 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 			return resp, nil
 		}
 		lastErr = err
+		// The attempt failed whatever the caller's deadline: remember it, so
+		// the next call goes to the next tracker first.
+		c.mu.Lock()
+		c.down[p] = time.Now().Add(downFor)
+		c.mu.Unlock()
 		if ctx.Err() != nil {
 			break
 		}
@@ -108,8 +179,6 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (c *Client) callOne(ctx context.Context, p peer.ID, req *Request) (*Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	s, err := c.h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
 		return nil, err

@@ -76,6 +76,39 @@ type taskState struct {
 	cids      []cid.Cid
 	job       *cdn.Job
 	created   time.Time
+	// claims holds what peers said they hold of pieces whose CID this
+	// tracker does not know yet (it took the task over from another
+	// tracker): a holding counts only once the seed has hashed the piece.
+	claims map[string][]bool
+}
+
+// joinLocked registers peer's holdings with the scheduler, counting only
+// pieces whose CID the tracker knows and remembering the rest.
+func (t *Tracker) joinLocked(task content.TaskID, ts *taskState, p string, have []bool, now time.Time) error {
+	var known []bool
+	if have != nil {
+		known = make([]bool, len(have))
+		pending := false
+		for i, h := range have {
+			if !h {
+				continue
+			}
+			if ts.cids[i].Defined() {
+				known[i] = true
+			} else {
+				pending = true
+			}
+		}
+		if pending {
+			if ts.claims == nil {
+				ts.claims = map[string][]bool{}
+			}
+			ts.claims[p] = have
+		} else {
+			delete(ts.claims, p)
+		}
+	}
+	return t.sched.Join(string(task), p, false, known, now)
 }
 
 // New starts a tracker. It returns once the host listens, the HTTP API is
@@ -274,7 +307,13 @@ func (t *Tracker) Piece(task content.TaskID, idx int, c cid.Cid) {
 		return
 	}
 	ts.cids[idx] = c
-	t.sched.Done(string(task), t.self, []int{idx}, time.Now())
+	now := time.Now()
+	t.sched.Done(string(task), t.self, []int{idx}, now)
+	for p, have := range ts.claims {
+		if idx < len(have) && have[idx] {
+			t.sched.Done(string(task), p, []int{idx}, now)
+		}
+	}
 }
 
 func (t *Tracker) ensureTaskLocked(task content.TaskID, length, pieceSize int64) *taskState {
@@ -361,6 +400,9 @@ func (t *Tracker) handle(ctx context.Context, p peer.ID, req *Request) *Response
 	case TypeLeave:
 		t.mu.Lock()
 		t.sched.Leave(string(req.Task), p.String())
+		if ts, ok := t.tasks[req.Task]; ok {
+			delete(ts.claims, p.String())
+		}
 		t.mu.Unlock()
 		return &Response{Task: req.Task}
 	default:
@@ -398,7 +440,7 @@ func (t *Tracker) register(ctx context.Context, p peer.ID, req *Request) *Respon
 	// A register is a fresh start for this peer (it may have restarted):
 	// drop what it had in flight so its pieces can be scheduled again.
 	t.sched.Leave(string(id), p.String())
-	if err := t.sched.Join(string(id), p.String(), false, have, now); err != nil {
+	if err := t.joinLocked(id, ts, p.String(), have, now); err != nil {
 		return errResp(err)
 	}
 	return &Response{Task: id, Length: length, PieceSize: pieceSize, Complete: jobDone(job)}
@@ -438,7 +480,7 @@ func (t *Tracker) announce(p peer.ID, req *Request) *Response {
 	if len(req.Addrs) > 0 {
 		t.addrs[p.String()] = capAddrs(req.Addrs)
 	}
-	if err := t.sched.Join(string(req.Task), p.String(), false, have, time.Now()); err != nil {
+	if err := t.joinLocked(req.Task, ts, p.String(), have, time.Now()); err != nil {
 		return errResp(err)
 	}
 	return &Response{Task: req.Task, Length: ts.length, PieceSize: ts.pieceSize, Complete: jobDone(ts.job)}
@@ -469,6 +511,9 @@ func (t *Tracker) schedule(p peer.ID, req *Request) *Response {
 	resp := &Response{Task: req.Task, Length: ts.length, PieceSize: ts.pieceSize, Complete: jobDone(ts.job)}
 	for _, a := range as {
 		if a.Piece < 0 || a.Piece >= len(ts.cids) || !ts.cids[a.Piece].Defined() {
+			// Cannot happen while holdings follow known CIDs; if it does,
+			// release the assignment instead of leaving it in flight.
+			t.sched.Failed(string(req.Task), p.String(), a.Parent, a.Piece, scheduler.FailNotFound, start)
 			continue
 		}
 		out := Assignment{Piece: a.Piece, CID: ts.cids[a.Piece].String(), Parent: a.Parent}

@@ -220,3 +220,42 @@ func TestBitfield(t *testing.T) {
 		t.Error("bits beyond n accepted")
 	}
 }
+
+func TestRankRendezvous(t *testing.T) {
+	var ids []peer.ID
+	for i := 0; i < 4; i++ {
+		h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, h.ID())
+		h.Close()
+	}
+	owners := map[peer.ID]int{}
+	moved := 0
+	for i := 0; i < 400; i++ {
+		task, _ := content.TaskIDFor("http://o/f"+strings.Repeat("x", i), "", "", nil)
+		r := Rank(task, ids)
+		if len(r) != len(ids) {
+			t.Fatal("rank lost trackers")
+		}
+		// Same answer whatever the input order.
+		rev := []peer.ID{ids[3], ids[2], ids[1], ids[0]}
+		if Rank(task, rev)[0] != r[0] {
+			t.Fatal("rank depends on input order")
+		}
+		owners[r[0]]++
+		// Removing one tracker moves only the tasks it owned.
+		if r2 := Rank(task, ids[:3]); r[0] != ids[3] && r2[0] != r[0] {
+			moved++
+		}
+	}
+	if moved != 0 {
+		t.Fatalf("%d tasks changed owner though their owner stayed", moved)
+	}
+	for _, id := range ids {
+		if owners[id] < 60 {
+			t.Fatalf("uneven spread: %v", owners)
+		}
+	}
+}
