@@ -207,9 +207,6 @@ func (d *Daemon) Store() *store.Store { return d.st }
 
 // APIAddr is the HTTP API's address, or "".
 func (d *Daemon) APIAddr() string {
-	if d.api == nil {
-		return ""
-	}
 	return d.api.Addr()
 }
 
@@ -232,9 +229,7 @@ func (d *Daemon) Close() error {
 		_ = d.proxy.Close()
 	}
 	d.cancel()
-	if d.api != nil {
-		d.api.Close()
-	}
+	d.api.Close()
 	if d.xs != nil {
 		_ = d.xs.Close()
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,16 +25,7 @@ func TestSwarmOriginReadOnce(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	results := make([]cluster.GetResult, len(ds))
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = e.c.Get(ctx, e.origin.FileURL(f.Name), e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
-		}()
-	}
-	wg.Wait()
+	results := e.startGets(ctx, e.origin.FileURL(f.Name), "out", ds)()
 	for i, r := range results {
 		if r.ExitCode != 0 {
 			t.Fatalf("get on %s: exit %d: %s", ds[i].Name, r.ExitCode, r.Stderr)
@@ -98,15 +88,7 @@ func TestKillDaemonMidDownload(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	results := make([]cluster.GetResult, len(ds))
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("out%d", i)), "--daemon", d.URL())
-		}()
-	}
+	wait := e.startGets(ctx, url, "out", ds)
 	// Kill the first daemon that holds a third of the pieces, has served some
 	// of them to the others, and is not done yet.
 	var victim *cluster.Proc
@@ -128,7 +110,7 @@ func TestKillDaemonMidDownload(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	victim.Kill()
-	wg.Wait()
+	results := wait()
 	for i, r := range results {
 		t.Logf("%s: exit %d after %s", ds[i].Name, r.ExitCode, r.Elapsed)
 	}

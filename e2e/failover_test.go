@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,15 +42,7 @@ func TestTrackerFailover(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	results := make([]cluster.GetResult, len(ds))
-	var wg sync.WaitGroup
-	for i, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("fo%d", i)), "--daemon", d.URL())
-		}()
-	}
+	wait := e.startGets(ctx, url, "fo", ds)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var st daemon.TaskStatus
@@ -65,7 +56,7 @@ func TestTrackerFailover(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	owner.Kill()
-	wg.Wait()
+	results := wait()
 	for i, r := range results {
 		t.Logf("%s: exit %d after %s", ds[i].Name, r.ExitCode, r.Elapsed)
 		if r.ExitCode != 0 {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,23 @@ func (e *env) outPath(name string) string {
 	d := filepath.Join(e.dir, "out")
 	_ = os.MkdirAll(d, 0o755)
 	return filepath.Join(d, name)
+}
+
+// startGets runs `dfp2p get url` on every daemon at once, writing
+// out/<prefix><i>, and returns a function that waits for all of them and
+// returns their results in daemon order.
+func (e *env) startGets(ctx context.Context, url, prefix string, ds []*cluster.Proc) (wait func() []cluster.GetResult) {
+	results := make([]cluster.GetResult, len(ds))
+	var wg sync.WaitGroup
+	for i, d := range ds {
+		wg.Go(func() {
+			results[i] = e.c.Get(ctx, url, e.outPath(fmt.Sprintf("%s%d", prefix, i)), "--daemon", d.URL())
+		})
+	}
+	return func() []cluster.GetResult {
+		wg.Wait()
+		return results
+	}
 }
 
 func sha256File(t *testing.T, path string) string {

@@ -210,9 +210,6 @@ func (t *Tracker) Addrs() []string { return node.Addrs(t.h) }
 
 // APIAddr is the HTTP API's listen address, or "".
 func (t *Tracker) APIAddr() string {
-	if t.api == nil {
-		return ""
-	}
 	return t.api.Addr()
 }
 
@@ -222,9 +219,7 @@ func (t *Tracker) Registry() *prometheus.Registry { return t.m.reg }
 // Close stops everything the tracker started and waits for it.
 func (t *Tracker) Close() error {
 	t.cancel()
-	if t.api != nil {
-		t.api.Close()
-	}
+	t.api.Close()
 	if t.h != nil {
 		t.h.RemoveStreamHandler(ProtocolID)
 	}

@@ -50,11 +50,20 @@ func Listen(addr, dataDir string, h http.Handler, log *slog.Logger) (*Server, er
 	return s, nil
 }
 
-// Addr is the bound address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// Addr is the bound address; "" for a nil Server (API turned off).
+func (s *Server) Addr() string {
+	if s == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
 
-// Close shuts the server down, giving open requests 5 s, and waits.
+// Close shuts the server down, giving open requests 5 s, and waits. A nil
+// Server is a no-op.
 func (s *Server) Close() {
+	if s == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
