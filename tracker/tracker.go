@@ -493,7 +493,10 @@ func (t *Tracker) schedule(p peer.ID, req *Request) *Response {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts, ok := t.tasks[req.Task]
-	if !ok {
+	if !ok || !t.sched.Joined(string(req.Task), p.String()) {
+		// Unknown task, or a peer this tracker has not registered (it took
+		// the task over from a dead tracker, or the peer expired): the peer
+		// must register, with what it holds, before it is scheduled.
 		return unknownTask()
 	}
 	if err := jobErr(ts.job); err != nil {
@@ -530,7 +533,7 @@ func (t *Tracker) report(p peer.ID, req *Request) *Response {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts, ok := t.tasks[req.Task]
-	if !ok {
+	if !ok || !t.sched.Joined(string(req.Task), p.String()) {
 		return unknownTask()
 	}
 	n := len(ts.cids)
