@@ -71,16 +71,11 @@ func (t *Tracker) apiHandler() http.Handler {
 
 func (t *Tracker) taskInfoLocked(id content.TaskID) TaskInfo {
 	ts := t.tasks[id]
+	done, _, err := seedOutcome(ts.job)
 	info := TaskInfo{ID: id, URL: content.RedactURL(ts.url), Length: ts.length, PieceSize: ts.pieceSize,
-		Pieces: len(ts.cids), Created: ts.created, SeedDone: jobDone(ts.job)}
-	if ts.job != nil {
-		select {
-		case <-ts.job.Done():
-			if _, err := ts.job.Result(); err != nil {
-				info.Error = err.Error()
-			}
-		default:
-		}
+		Pieces: len(ts.cids), Created: ts.created, SeedDone: done && err == nil}
+	if err != nil {
+		info.Error = err.Error()
 	}
 	if v, _, ok := t.sched.Task(string(id)); ok {
 		info.Peers, info.Complete, info.Inflight = v.Peers, v.Complete, v.Inflight

@@ -252,10 +252,9 @@ func (t *Tracker) tickLoop() {
 			t.mu.Lock()
 			for id := range t.tasks {
 				// The seed is a peer like any other and must stay alive in the
-				// scheduler's soft state while it holds the task.
-				if have := t.st.Have(id); have != nil {
-					_ = t.sched.Join(string(id), t.self, true, have, now)
-				}
+				// scheduler's soft state. A nil have is a heartbeat: its
+				// holdings arrive through Started and Piece.
+				_ = t.sched.Join(string(id), t.self, true, nil, now)
 			}
 			t.sched.Tick(now)
 			t.m.tasks.Set(float64(len(t.tasks)))
@@ -358,17 +357,18 @@ func unknownTask() *Response {
 	return &Response{Error: "unknown task: register first", UnknownTask: true}
 }
 
-// jobErr is the error that ended the task's seed job, if it ended in one.
-func jobErr(j *cdn.Job) error {
+// seedOutcome reports, without waiting, whether the task's seed job has
+// finished and with what manifest or error.
+func seedOutcome(j *cdn.Job) (done bool, m *content.Manifest, err error) {
 	if j == nil {
-		return nil
+		return false, nil, nil
 	}
 	select {
 	case <-j.Done():
-		_, err := j.Result()
-		return err
+		m, err := j.Result()
+		return true, m, err
 	default:
-		return nil
+		return false, nil, nil
 	}
 }
 
@@ -448,17 +448,10 @@ func capAddrs(a []string) []string {
 	return a
 }
 
+// jobDone reports whether the seed finished the task successfully.
 func jobDone(j *cdn.Job) bool {
-	if j == nil {
-		return false
-	}
-	select {
-	case <-j.Done():
-		_, err := j.Result()
-		return err == nil
-	default:
-		return false
-	}
+	done, _, err := seedOutcome(j)
+	return done && err == nil
 }
 
 func (t *Tracker) announce(p peer.ID, req *Request) *Response {
@@ -499,7 +492,7 @@ func (t *Tracker) schedule(p peer.ID, req *Request) *Response {
 		// must register, with what it holds, before it is scheduled.
 		return unknownTask()
 	}
-	if err := jobErr(ts.job); err != nil {
+	if _, _, err := seedOutcome(ts.job); err != nil {
 		// The seed failed (origin error, digest mismatch): the task is dead
 		// until someone registers it again.
 		return errResp(err)
@@ -573,17 +566,18 @@ func failReason(s string) scheduler.FailReason {
 
 func (t *Tracker) manifest(req *Request) *Response {
 	t.mu.Lock()
-	ts, ok := t.tasks[req.Task]
+	var job *cdn.Job
+	if ts, ok := t.tasks[req.Task]; ok {
+		job = ts.job // register may replace it: read it under the lock
+	}
 	t.mu.Unlock()
-	if !ok || ts.job == nil {
+	if job == nil {
 		return unknownTask()
 	}
-	select {
-	case <-ts.job.Done():
-	default:
+	done, m, err := seedOutcome(job)
+	if !done {
 		return &Response{Task: req.Task, RetryAfterMs: 100}
 	}
-	m, err := ts.job.Result()
 	if err != nil {
 		return errResp(err)
 	}
