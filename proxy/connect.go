@@ -216,15 +216,12 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.leave()
 	target, _ := r.Context().Value(interceptKey{}).(string)
-	if target == "" || !p.clientAllowed(r.RemoteAddr) {
+	if target == "" {
 		p.n.forbidden.Add(1)
 		http.Error(w, "dfp2p proxy: client not allowed", http.StatusForbidden)
 		return
 	}
-	p.n.requests.Add(1)
-	if p.looped(r) {
-		p.n.badRequests.Add(1)
-		http.Error(w, "dfp2p proxy: request loops through this proxy", http.StatusLoopDetected)
+	if !p.admit(w, r) {
 		return
 	}
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {

@@ -449,13 +449,10 @@ func (p *Proxy) looped(r *http.Request) bool {
 	return false
 }
 
-func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if !p.enter() {
-		w.Header().Set("Connection", "close")
-		http.Error(w, "proxy is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	defer p.leave()
+// admit decides whether the proxy serves r at all, for plain and
+// intercepted requests alike: the client must be loopback or in AllowCIDRs,
+// and the request must not loop through this proxy. It answers the refusals.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request) bool {
 	if !p.clientAllowed(r.RemoteAddr) {
 		p.n.forbidden.Add(1)
 		level := slog.LevelDebug
@@ -466,12 +463,25 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Log(r.Context(), level, "refused client: not loopback and not in allowed CIDRs", "remote", r.RemoteAddr,
 			"method", r.Method, "host", r.Host, "refused_total", p.n.forbidden.Load())
 		http.Error(w, "dfp2p proxy: client not allowed", http.StatusForbidden)
-		return
+		return false
 	}
 	p.n.requests.Add(1)
 	if p.looped(r) {
 		p.n.badRequests.Add(1)
 		http.Error(w, "dfp2p proxy: request loops through this proxy", http.StatusLoopDetected)
+		return false
+	}
+	return true
+}
+
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.enter() {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "proxy is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer p.leave()
+	if !p.admit(w, r) {
 		return
 	}
 	switch {
