@@ -133,17 +133,13 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := node.LoadOrCreateIdentity(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	st, err := store.Open(cfg.DataDir, store.WithLogger(d.log), store.WithTTL(cfg.TaskTTL),
 		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark))
 	if err != nil {
 		return nil, err
 	}
 	d.st = st
-	h, err := node.New(node.WithIdentity(key), node.WithListenAddrs(cfg.Listen...), node.WithLogger(d.log))
+	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithLogger(d.log))
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,7 @@ const rcmgrMemory = 1 << 30
 
 type config struct {
 	identity    crypto.PrivKey
+	identityDir string
 	listen      []string
 	low, high   int
 	log         *slog.Logger
@@ -77,6 +78,11 @@ type Option func(*config)
 // WithIdentity sets the host's private key (see LoadOrCreateIdentity). Without
 // it the host gets a fresh random ed25519 identity.
 func WithIdentity(sk crypto.PrivKey) Option { return func(c *config) { c.identity = sk } }
+
+// WithIdentityDir makes New use the identity kept in dir (identity.key),
+// creating it on first start: what every long-running dfp2p process does
+// with its data dir. See LoadOrCreateIdentity.
+func WithIdentityDir(dir string) Option { return func(c *config) { c.identityDir = dir } }
 
 // WithListenAddrs sets the multiaddrs to listen on, for example
 // "/ip4/0.0.0.0/udp/4001/quic-v1" and "/ip4/0.0.0.0/tcp/4001". An empty list
@@ -103,6 +109,16 @@ func New(opts ...Option) (host.Host, error) {
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.identityDir != "" {
+		if cfg.identity != nil {
+			return nil, errors.New("node: WithIdentity and WithIdentityDir are exclusive")
+		}
+		sk, err := LoadOrCreateIdentity(cfg.identityDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.identity = sk
 	}
 	if cfg.low <= 0 || cfg.high < cfg.low {
 		return nil, fmt.Errorf("node: invalid connection limits low=%d high=%d", cfg.low, cfg.high)

@@ -267,3 +267,26 @@ func TestCheckUDPBuffers(t *testing.T) {
 	}
 	CheckUDPBuffers(slog.New(slog.DiscardHandler)) // the real /proc, must not panic
 }
+
+func TestWithIdentityDirKeepsPeerID(t *testing.T) {
+	dir := t.TempDir()
+	var ids []string
+	for i := 0; i < 2; i++ {
+		h, err := New(WithIdentityDir(dir), WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, h.ID().String())
+		h.Close()
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("peer ID changed across restarts: %v", ids)
+	}
+	sk, err := LoadOrCreateIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(WithIdentity(sk), WithIdentityDir(dir)); err == nil {
+		t.Fatal("WithIdentity and WithIdentityDir together accepted")
+	}
+}

@@ -139,10 +139,6 @@ func New(cfg Config) (*Tracker, error) {
 		}
 	}()
 
-	key, err := node.LoadOrCreateIdentity(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = 15 * time.Minute
 	}
@@ -158,7 +154,7 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.st = st
-	h, err := node.New(node.WithIdentity(key), node.WithListenAddrs(cfg.Listen...), node.WithLogger(t.log))
+	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithLogger(t.log))
 	if err != nil {
 		return nil, err
 	}
