@@ -2,6 +2,7 @@ package cdn
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -443,6 +444,21 @@ func newTestFetcher(t *testing.T, w PieceWriter, opts ...Option) *Fetcher {
 	f.backoff = 5 * time.Millisecond
 	f.maxBackoff = 50 * time.Millisecond
 	return f
+}
+
+// fetchOK serves o, fetches path from it into a fresh fake store, and
+// asserts the fetch succeeded with a manifest that describes o.data.
+func fetchOK(t *testing.T, o *origin, path string) *fakeStore {
+	t.Helper()
+	srv := start(t, o)
+	st := newFakeStore(t)
+	u := srv.URL + path
+	m, err := newTestFetcher(t, st).Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkManifest(t, m, taskFor(u), o.data)
+	return st
 }
 
 // checkManifest asserts m describes data.

@@ -206,15 +206,7 @@ func TestUnavailableOnceThenOK(t *testing.T) {
 		}
 		return false
 	}
-	srv := start(t, o)
-	st := newFakeStore(t)
-	f := newTestFetcher(t, st)
-	u := srv.URL + "/busy"
-	m, err := f.Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkManifest(t, m, taskFor(u), o.data)
+	fetchOK(t, o, "/busy")
 }
 
 // The origin answers one mid-way Range request with the whole body (200).
@@ -277,15 +269,7 @@ func TestWrongContentRange(t *testing.T) {
 		}
 		return false
 	}
-	srv := start(t, o)
-	st := newFakeStore(t)
-	f := newTestFetcher(t, st)
-	u := srv.URL + "/wrong"
-	m, err := f.Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkManifest(t, m, taskFor(u), o.data)
+	fetchOK(t, o, "/wrong")
 }
 
 // The origin's length changes mid-way: the fetch fails and the task is dropped.
@@ -333,15 +317,7 @@ func TestBodyCutShortRetried(t *testing.T) {
 		}
 		return false
 	}
-	srv := start(t, o)
-	st := newFakeStore(t)
-	f := newTestFetcher(t, st)
-	u := srv.URL + "/cut"
-	m, err := f.Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkManifest(t, m, taskFor(u), o.data)
+	fetchOK(t, o, "/cut")
 	if cut.Load() != 2 {
 		t.Fatalf("piece 2 requested %d times, want 2", cut.Load())
 	}
@@ -360,15 +336,7 @@ func TestStreamCutShortResumes(t *testing.T) {
 		}
 		return false
 	}
-	srv := start(t, o)
-	st := newFakeStore(t)
-	f := newTestFetcher(t, st)
-	u := srv.URL + "/stream"
-	m, err := f.Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkManifest(t, m, taskFor(u), o.data)
+	st := fetchOK(t, o, "/stream")
 	if seen := o.rangesSeen(); len(seen) != 2 || seen[1] != fmt.Sprintf("bytes=%d-", 2*ps) {
 		t.Fatalf("requests: %q", seen)
 	}
