@@ -19,6 +19,7 @@ var ErrClosed = errors.New("cdn: seed closed")
 // tracker calls Start for every registration and all of them share one Job.
 type Seed struct {
 	f          *Fetcher
+	swarm      Swarm
 	obs        Observer
 	log        *slog.Logger
 	jobTimeout time.Duration
@@ -98,11 +99,32 @@ func (s *Seed) Start(req Request) *Job {
 	return j
 }
 
+// Swarm is where a Seed looks before the origin: other seeds and peers that
+// hold the task (another region's seed, found through the DHT). Fetch stores
+// the task through the same PieceWriter as the origin Fetcher and reports to
+// obs like it. It fails when they cannot supply the task; the seed then reads
+// the origin, which resumes from the pieces Fetch stored.
+type Swarm interface {
+	Fetch(ctx context.Context, req Request, obs Observer) (*content.Manifest, error)
+}
+
+// WithSwarm makes the seed try sw before the origin for every job.
+func WithSwarm(sw Swarm) SeedOption { return seedOption(func(s *Seed) { s.swarm = sw }) }
+
 func (s *Seed) run(j *Job, req Request) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeoutCause(s.ctx, s.jobTimeout, errors.New("cdn: seed job timed out"))
 	defer cancel()
-	m, err := s.f.Fetch(ctx, req, &jobObserver{j: j, next: s.obs})
+	obs := &jobObserver{j: j, next: s.obs}
+	if s.swarm != nil {
+		m, err := s.swarm.Fetch(ctx, req, obs)
+		if err == nil || ctx.Err() != nil {
+			j.finish(m, err)
+			return
+		}
+		s.log.Info("cdn: peers cannot supply the task; reading the origin", "task", req.Task.Short(), "reason", err)
+	}
+	m, err := s.f.Fetch(ctx, req, obs)
 	if err != nil {
 		s.log.Warn("cdn: seed job failed", "task", req.Task.Short(), "err", err)
 	}

@@ -1,13 +1,19 @@
 package cdn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/dfp2p/dfp2p/content"
 )
 
 func TestSeedOncePerTask(t *testing.T) {
@@ -156,5 +162,63 @@ func TestSeedJobTimeout(t *testing.T) {
 	_, _, err := s.Start(Request{Task: taskFor(u), URL: u}).Started(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// swarmFunc adapts a function to Swarm.
+type swarmFunc func(ctx context.Context, req Request, obs Observer) (*content.Manifest, error)
+
+func (f swarmFunc) Fetch(ctx context.Context, req Request, obs Observer) (*content.Manifest, error) {
+	return f(ctx, req, obs)
+}
+
+// A seed with a swarm reads the origin only when the swarm cannot supply the
+// task, and then resumes from the pieces the swarm stored.
+func TestSeedSwarmFirst(t *testing.T) {
+	data := testData(size35, 21)
+	o := &origin{data: data, ranges: true}
+	srv := start(t, o)
+	peers := httptest.NewServer(&origin{data: data, ranges: true}) // stands in for other seeds
+	t.Cleanup(peers.Close)
+	u := srv.URL + "/f"
+	id := taskFor(u)
+
+	// The swarm has it: the origin is not read.
+	st := newFakeStore(t)
+	full := swarmFunc(func(ctx context.Context, req Request, obs Observer) (*content.Manifest, error) {
+		return newTestFetcher(t, st).Fetch(ctx, Request{Task: req.Task, URL: peers.URL + "/f"}, obs)
+	})
+	s := NewSeed(newTestFetcher(t, st), nil, WithSwarm(full))
+	m, err := s.Start(Request{Task: id, URL: u}).Result()
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkManifest(t, m, id, data)
+	if got := o.bodyBytes.Load(); got != 0 {
+		t.Fatalf("origin served %d bytes though the swarm had the task", got)
+	}
+
+	// The swarm stores the first piece and gives up: the origin supplies
+	// only the rest.
+	st = newFakeStore(t)
+	partial := swarmFunc(func(ctx context.Context, req Request, obs Observer) (*content.Manifest, error) {
+		if err := st.Begin(req.Task, req.URL, size35, ps); err != nil {
+			return nil, err
+		}
+		if _, err := st.WritePiece(req.Task, 0, cid.Undef, bytes.NewReader(data[:ps])); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("peers went away")
+	})
+	s = NewSeed(newTestFetcher(t, st), nil, WithSwarm(partial))
+	defer s.Close()
+	m, err = s.Start(Request{Task: id, URL: u}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkManifest(t, m, id, data)
+	if got := o.bodyBytes.Load(); got >= size35 {
+		t.Fatalf("origin served %d bytes, want less than the file (%d) after the swarm's piece", got, size35)
 	}
 }

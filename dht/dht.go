@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	kad "github.com/libp2p/go-libp2p-kad-dht"
@@ -17,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/dfp2p/dfp2p/content"
 )
 
 // ProtocolPrefix is the DHT protocol prefix: peers speak /dfp2p/kad/1.0.0 and
@@ -118,10 +121,11 @@ type DHT struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	mu   sync.Mutex
-	keys map[string]*keyState // provided keys by CID key string
-	kick chan struct{}        // asks the reprovider to retry failed keys now
-	sem  chan struct{}        // bounds concurrent reprovider announcements
+	mu    sync.Mutex
+	keys  map[string]*keyState       // provided keys by CID key string
+	roots map[content.TaskID]cid.Cid // root advertised per task, for Withdraw
+	kick  chan struct{}              // asks the reprovider to retry failed keys now
+	sem   chan struct{}              // bounds concurrent reprovider announcements
 }
 
 // New starts a DHT node on h, starts connecting to the bootstrap peers in
@@ -188,14 +192,15 @@ func New(ctx context.Context, h host.Host, opts ...Option) (*DHT, error) {
 	}
 
 	d := &DHT{
-		h:    h,
-		kad:  k,
-		cfg:  cfg,
-		log:  cfg.log,
-		boot: boot,
-		keys: map[string]*keyState{},
-		kick: make(chan struct{}, 1),
-		sem:  make(chan struct{}, maxAnnounceConcurrency),
+		h:     h,
+		kad:   k,
+		cfg:   cfg,
+		log:   cfg.log,
+		boot:  boot,
+		keys:  map[string]*keyState{},
+		roots: map[content.TaskID]cid.Cid{},
+		kick:  make(chan struct{}, 1),
+		sem:   make(chan struct{}, maxAnnounceConcurrency),
 	}
 	// The node outlives the ctx given to New (which only bounds start-up),
 	// so its own context derives from Background.

@@ -307,3 +307,41 @@ func TestCloseNoLeaks(t *testing.T) {
 	h.Close()
 	dead.Close()
 }
+
+// Advertise returns at once; the reprovider announces the key moments later.
+// Withdraw drops the task and its root.
+func TestAdvertiseWithdraw(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	b := newDHT(t, hb, nil)
+	a := newDHT(t, ha, []host.Host{hb})
+	waitRT(t, 1, 10*time.Second, a, b)
+
+	task := taskID(7)
+	root := content.PieceCID([]byte("a manifest"))
+	start := time.Now()
+	a.Advertise(task)
+	a.Advertise(task) // idempotent
+	a.AdvertiseRoot(task, root)
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("Advertise blocked for %s", d)
+	}
+	if a.Provided() != 2 {
+		t.Fatalf("provided = %d, want 2", a.Provided())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := b.FindProviders(context.Background(), task, 1)
+		roots, _ := b.FindRootProviders(context.Background(), root, 1)
+		if has(got, ha.ID()) && len(roots) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("advertised task not found: %v %v", got, roots)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.Withdraw(task)
+	if a.Provided() != 0 {
+		t.Fatalf("provided after withdraw = %d", a.Provided())
+	}
+}

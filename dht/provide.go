@@ -75,6 +75,61 @@ func (d *DHT) UnprovideRoot(root cid.Cid) {
 	}
 }
 
+// Advertise registers task like Provide but does not wait: the reprovider
+// announces it within moments (at once when idle) and then every reprovide
+// interval. A task already registered is left alone, so callers may call it
+// on every stored piece. It is how a node tells the DHT it holds part of a
+// task.
+func (d *DHT) Advertise(task content.TaskID) {
+	key, err := TaskKey(task)
+	if err != nil {
+		return
+	}
+	d.advertise(key, "task "+task.Short())
+}
+
+// AdvertiseRoot registers the manifest root of a task this node holds in
+// full, like Advertise. Withdraw(task) withdraws it with the task.
+func (d *DHT) AdvertiseRoot(task content.TaskID, root cid.Cid) {
+	if _, err := content.SHA256Of(root); err != nil {
+		return
+	}
+	d.mu.Lock()
+	d.roots[task] = root
+	d.mu.Unlock()
+	d.advertise(root, "root "+root.String())
+}
+
+// Withdraw stops announcing task and the root advertised with it (the task
+// was garbage-collected). Records already on other peers expire after their
+// TTL.
+func (d *DHT) Withdraw(task content.TaskID) {
+	d.Unprovide(task)
+	d.mu.Lock()
+	root, ok := d.roots[task]
+	delete(d.roots, task)
+	d.mu.Unlock()
+	if ok {
+		d.UnprovideRoot(root)
+	}
+}
+
+func (d *DHT) advertise(key cid.Cid, label string) {
+	if d.ctx.Err() != nil {
+		return
+	}
+	d.mu.Lock()
+	_, ok := d.keys[key.KeyString()]
+	if !ok {
+		// failed=true with next=now: the kicked reprovider takes it at once.
+		d.keys[key.KeyString()] = &keyState{key: key, label: label, next: time.Now(), failed: true}
+	}
+	d.mu.Unlock()
+	if !ok {
+		d.kickReprovider()
+	}
+}
+
 // Provided reports how many keys (tasks and roots) are being re-announced.
 func (d *DHT) Provided() int {
 	d.mu.Lock()

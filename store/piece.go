@@ -126,12 +126,14 @@ func (s *Store) WritePiece(id content.TaskID, idx int, want cid.Cid, r io.Reader
 	s.usage += n
 	write := s.touchLocked(ts)
 	ts.notify()
+	held := ts.held
 	s.mu.Unlock()
 	if write {
 		if err := s.persist(id); err != nil {
 			s.opts.log.Warn("store: persisting access time", "task", id.Short(), "err", err)
 		}
 	}
+	s.emit(Event{Kind: EventPiece, Task: id, Held: held})
 	return got, nil
 }
 
@@ -329,6 +331,9 @@ func (s *Store) Complete(id content.TaskID, m *content.Manifest) error {
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store: writing manifest: %w", err)
+	}
+	if root, err := m.CID(); err == nil {
+		s.emit(Event{Kind: EventComplete, Task: id, Root: root})
 	}
 	return nil
 }

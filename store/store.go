@@ -62,6 +62,7 @@ type options struct {
 	now       func() time.Time
 	sync      bool
 	log       *slog.Logger
+	events    func(Event)
 }
 
 // Option configures Open.
@@ -103,6 +104,40 @@ func WithLogger(l *slog.Logger) Option {
 		if l != nil {
 			o.log = l
 		}
+	}
+}
+
+// EventKind says what happened to a task.
+type EventKind int
+
+// Event kinds.
+const (
+	// EventPiece: a verified piece was stored. Held is the count afterwards,
+	// so Held == 1 marks the first piece of the task.
+	EventPiece EventKind = iota + 1
+	// EventComplete: the manifest was stored; Root is its CID.
+	EventComplete
+	// EventRemoved: the task and its pieces were deleted (GC or DeleteTask).
+	EventRemoved
+)
+
+// Event is a change to the store's contents, for announcing them (the DHT
+// provides what the store holds).
+type Event struct {
+	Kind EventKind
+	Task content.TaskID
+	Held int     // EventPiece
+	Root cid.Cid // EventComplete
+}
+
+// WithEvents calls fn after every change in Event. fn runs synchronously on
+// the writer's goroutine, outside the store's locks: it must return quickly
+// and must not call back into the store's write path.
+func WithEvents(fn func(Event)) Option { return func(o *options) { o.events = fn } }
+
+func (s *Store) emit(e Event) {
+	if s.opts.events != nil {
+		s.opts.events(e)
 	}
 }
 
@@ -816,6 +851,7 @@ func (s *Store) removeTask(id content.TaskID, cond func(*taskState) error) (int6
 		return tx.Bucket(bucketManifests).Delete([]byte(id))
 	})
 	s.dbMu.Unlock()
+	s.emit(Event{Kind: EventRemoved, Task: id})
 	rmErr := os.RemoveAll(trash)
 	if err := errors.Join(dbErr, rmErr); err != nil {
 		// The task is gone from the index and its dir from tasks/; leftovers

@@ -646,3 +646,37 @@ func TestCloseWakesWaitingReader(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// WithEvents reports stored pieces, completion (with the manifest's root)
+// and removal, in order, and nothing for a rejected piece.
+func TestEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []Event
+	s := openStore(t, t.TempDir(), WithEvents(func(e Event) { mu.Lock(); got = append(got, e); mu.Unlock() }))
+	f := newFile("events", 2*ps)
+	ensure(t, s, f)
+	if _, err := s.WritePiece(f.id, 0, f.pieces[1], bytes.NewReader(f.piece(0))); !errors.Is(err, ErrBadPiece) {
+		t.Fatalf("bad piece: %v", err)
+	}
+	writePiece(t, s, f, 0)
+	writePiece(t, s, f, 1)
+	if err := s.Complete(f.id, f.manifest()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTask(f.id); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := f.manifest().CID()
+	want := []Event{{Kind: EventPiece, Task: f.id, Held: 1}, {Kind: EventPiece, Task: f.id, Held: 2},
+		{Kind: EventComplete, Task: f.id, Root: root}, {Kind: EventRemoved, Task: f.id}}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("events %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].Kind != want[i].Kind || got[i].Task != want[i].Task || got[i].Held != want[i].Held || !got[i].Root.Equals(want[i].Root) {
+			t.Fatalf("event %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -3,11 +3,8 @@ package tracker
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/rendezvous"
 	"github.com/dfp2p/dfp2p/internal/wire"
 )
 
@@ -97,29 +95,7 @@ func (c *Client) Trackers() []peer.ID { return append([]peer.ID(nil), c.trackers
 // Rank orders trackers for task by rendezvous (highest random weight)
 // hashing: the first is the task's owner, the rest take over in order.
 func Rank(task content.TaskID, trackers []peer.ID) []peer.ID {
-	type scored struct {
-		p peer.ID
-		w uint64
-	}
-	ss := make([]scored, len(trackers))
-	for i, p := range trackers {
-		h := sha256.New()
-		h.Write([]byte(task))
-		h.Write([]byte{0})
-		h.Write([]byte(p))
-		ss[i] = scored{p, binary.BigEndian.Uint64(h.Sum(nil))}
-	}
-	sort.Slice(ss, func(i, j int) bool {
-		if ss[i].w != ss[j].w {
-			return ss[i].w > ss[j].w
-		}
-		return ss[i].p < ss[j].p
-	})
-	out := make([]peer.ID, len(ss))
-	for i, s := range ss {
-		out[i] = s.p
-	}
-	return out
+	return rendezvous.Rank(string(task), trackers)
 }
 
 // order is Rank with trackers that failed recently moved to the end.
