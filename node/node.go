@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,6 +36,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/dfp2p/dfp2p/internal/fsutil"
@@ -234,7 +237,69 @@ func newResourceManager(connHigh int) (network.ResourceManager, error) {
 		Stream:         rcmgr.ResourceLimits{Memory: 32 << 20},
 	}
 	limits := over.Build(base)
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+	v4, v6 := clusterPrefixLimits()
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
+		rcmgr.WithNetworkPrefixLimit(v4, v6), rcmgr.WithConnRateLimiters(connRateLimiter()),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: publicConnsPerAddr}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: publicConnsPerAddr}, {PrefixLength: 48, ConnCount: 8 * publicConnsPerAddr}}))
+}
+
+// clusterPrefixes are the address ranges a cluster's hosts use among
+// themselves (loopback, RFC 1918, carrier-grade NAT, IPv6 unique local).
+//
+// libp2p limits every other /32 (IPv4) or /56 (IPv6) to 8 concurrent
+// connections and new connections to 0.2/s after a burst of 16. That guards
+// a public node against one attacker, but inside a cluster many hosts share
+// one source address: a region's nodes behind one NAT gateway as seen from
+// another region, pods behind their node's IP. With the default a ninth
+// peer behind one address cannot connect at all. Addresses in these ranges
+// are therefore limited only by the system-wide limits; membership (who may
+// connect) is checked above the transport.
+var clusterPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// publicConnsPerAddr bounds concurrent connections from one public source
+// address (/32, /56). It is higher than libp2p's 8 because other regions'
+// nodes may reach this one through a single NAT address.
+const publicConnsPerAddr = 64
+
+func clusterPrefixLimits() (v4, v6 []rcmgr.NetworkPrefixLimit) {
+	for _, p := range clusterPrefixes {
+		l := rcmgr.NetworkPrefixLimit{Network: p, ConnCount: math.MaxInt}
+		if p.Addr().Is4() {
+			v4 = append(v4, l)
+		} else {
+			v6 = append(v6, l)
+		}
+	}
+	return v4, v6
+}
+
+// connRateLimiter leaves cluster ranges unlimited and lets a public source
+// address open a connection per second after a burst of
+// publicConnsPerAddr.
+func connRateLimiter() *rate.Limiter {
+	var prefixes []rate.PrefixLimit
+	for _, p := range clusterPrefixes {
+		prefixes = append(prefixes, rate.PrefixLimit{Prefix: p, Limit: rate.Limit{}})
+	}
+	public := rate.Limit{RPS: 1, Burst: publicConnsPerAddr}
+	return &rate.Limiter{
+		NetworkPrefixLimits: prefixes,
+		SubnetRateLimiter: rate.SubnetLimiter{
+			IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: public}},
+			IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: public}},
+			GracePeriod:      time.Minute,
+		},
+	}
 }
 
 // Protect marks p as in use for tag (for example a task ID) so the connection

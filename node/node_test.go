@@ -290,3 +290,30 @@ func TestWithIdentityDirKeepsPeerID(t *testing.T) {
 		t.Fatal("WithIdentity and WithIdentityDir together accepted")
 	}
 }
+
+// Many peers behind one cluster-internal address (a NAT gateway, a node's
+// pods) all get connections; one public address gets publicConnsPerAddr.
+func TestConnLimitsPerAddress(t *testing.T) {
+	rm, err := newResourceManager(192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	open := func(addr string, n int) int {
+		ok := 0
+		for range n {
+			s, err := rm.OpenConnection(network.DirInbound, false, ma.StringCast(addr))
+			if err == nil {
+				ok++
+				defer s.Done()
+			}
+		}
+		return ok
+	}
+	if got := open("/ip4/10.20.30.40/udp/4001/quic-v1", 100); got != 100 {
+		t.Fatalf("cluster address: %d of 100 connections accepted", got)
+	}
+	if got := open("/ip4/203.0.113.7/udp/4001/quic-v1", publicConnsPerAddr+10); got != publicConnsPerAddr {
+		t.Fatalf("public address: %d connections accepted, want %d", got, publicConnsPerAddr)
+	}
+}
