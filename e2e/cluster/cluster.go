@@ -55,6 +55,10 @@ type Proc struct {
 	Proxy   string   // host:port of a daemon's registry mirror, if it runs one
 	Addrs   []string // full multiaddrs with /p2p/ID
 	LogPath string
+	// Site is the network namespace the process runs in (via `ip netns
+	// exec`); nil means the host's. API and Proxy are then loopback
+	// addresses inside the site: reach them with HTTPClient.
+	Site    *Site
 	args    []string
 	bin     string
 	cmd     *exec.Cmd
@@ -70,20 +74,42 @@ func (c *Cluster) logf(format string, args ...any) {
 
 // StartTracker starts a tracker on loopback.
 func (c *Cluster) StartTracker(extra ...string) (*Proc, error) {
-	return c.start("tracker", append([]string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0"}, extra...))
+	return c.StartTrackerIn(nil, extra...)
 }
 
 // StartDaemon starts a daemon on loopback pointed at the given trackers, with
 // its registry mirror on a free port (Proc.Proxy).
 func (c *Cluster) StartDaemon(trackers []*Proc, extra ...string) (*Proc, error) {
-	args := []string{"--listen", "/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0", "--proxy", "127.0.0.1:0"}
+	return c.StartDaemonIn(nil, trackers, extra...)
+}
+
+// StartTrackerIn starts a tracker inside site s (nil: on the host's
+// loopback). Its libp2p addresses are on the site's IP; its API listens on
+// 127.0.0.1 inside the site.
+func (c *Cluster) StartTrackerIn(s *Site, extra ...string) (*Proc, error) {
+	return c.start(s, "tracker", append([]string{"--listen", listenAddrs(s)}, extra...))
+}
+
+// StartDaemonIn starts a daemon inside site s (nil: on the host's loopback)
+// pointed at the given trackers, with its registry mirror on a free port
+// (Proc.Proxy) on 127.0.0.1 inside the site.
+func (c *Cluster) StartDaemonIn(s *Site, trackers []*Proc, extra ...string) (*Proc, error) {
+	args := []string{"--listen", listenAddrs(s), "--proxy", "127.0.0.1:0"}
 	for _, t := range trackers {
 		args = append(args, "--tracker", t.Addrs[0])
 	}
-	return c.start("daemon", append(args, extra...))
+	return c.start(s, "daemon", append(args, extra...))
 }
 
-func (c *Cluster) start(role string, args []string) (*Proc, error) {
+func listenAddrs(s *Site) string {
+	ip := "127.0.0.1"
+	if s != nil {
+		ip = s.IP
+	}
+	return fmt.Sprintf("/ip4/%s/udp/0/quic-v1,/ip4/%s/tcp/0", ip, ip)
+}
+
+func (c *Cluster) start(site *Site, role string, args []string) (*Proc, error) {
 	c.mu.Lock()
 	c.n++
 	name := fmt.Sprintf("%s%d", role, c.n)
@@ -92,7 +118,7 @@ func (c *Cluster) start(role string, args []string) (*Proc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Proc{Name: name, Role: role, DataDir: dir, LogPath: filepath.Join(c.Dir, name+".log"), bin: c.Bin,
+	p := &Proc{Name: name, Role: role, DataDir: dir, LogPath: filepath.Join(c.Dir, name+".log"), bin: c.Bin, Site: site,
 		args: append([]string{role, "--data-dir", dir, "--api", "127.0.0.1:0"}, args...)}
 	if err := p.run(); err != nil {
 		return nil, err
@@ -100,7 +126,11 @@ func (c *Cluster) start(role string, args []string) (*Proc, error) {
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
-	c.logf("started %s: %s api=%s", name, p.Addrs[0], p.API)
+	where := ""
+	if site != nil {
+		where = " in site " + site.Name
+	}
+	c.logf("started %s%s: %s api=%s", name, where, p.Addrs[0], p.API)
 	return p, nil
 }
 
@@ -112,7 +142,7 @@ func (p *Proc) run() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(p.bin, p.args...)
+	cmd := p.Site.command(context.Background(), p.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -143,7 +173,7 @@ func (p *Proc) waitReady(timeout time.Duration) error {
 		if err1 == nil && err2 == nil {
 			p.Addrs = strings.Fields(string(addrs))
 			p.API = strings.TrimSpace(string(api))
-			if len(p.Addrs) > 0 && healthy(p.API) {
+			if len(p.Addrs) > 0 && healthy(p.HTTPClient(), p.API) {
 				if b, err := os.ReadFile(filepath.Join(p.DataDir, "proxy")); err == nil {
 					p.Proxy = strings.TrimSpace(string(b))
 				}
@@ -156,18 +186,34 @@ func (p *Proc) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("%s not ready after %s; log:\n%s", p.Name, timeout, p.Tail(40))
 }
 
-func healthy(api string) bool {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + api + "/healthz")
+func healthy(c *http.Client, api string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+"/healthz", nil)
 	if err != nil {
 		return false
 	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
 
-// URL is the process's API base URL.
+// URL is the process's API base URL. For a process in a site, only that
+// site's HTTPClient reaches it.
 func (p *Proc) URL() string { return "http://" + p.API }
+
+// HTTPClient is the client that reaches the process's API and proxy: its
+// site's (Site.HTTPClient) or, on the host, http.DefaultClient.
+func (p *Proc) HTTPClient() *http.Client {
+	if p.Site != nil {
+		return p.Site.HTTPClient()
+	}
+	return http.DefaultClient
+}
 
 // Kill sends SIGKILL and waits for the process to end.
 func (p *Proc) Kill() {
@@ -263,8 +309,14 @@ type GetResult struct {
 // Get runs `dfp2p get URL -O out` with extra arguments and returns its exit
 // code and stderr.
 func (c *Cluster) Get(ctx context.Context, url, out string, extra ...string) GetResult {
+	return c.GetIn(ctx, nil, url, out, extra...)
+}
+
+// GetIn is Get run inside site s (nil: on the host), so that `--daemon
+// d.URL()` reaches a daemon d of that site.
+func (c *Cluster) GetIn(ctx context.Context, s *Site, url, out string, extra ...string) GetResult {
 	args := append([]string{"get", url, "-O", out, "--no-progress"}, extra...)
-	cmd := exec.CommandContext(ctx, c.Bin, args...)
+	cmd := s.command(ctx, c.Bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = io.Discard

@@ -6,5 +6,12 @@
 // socket, builds multi-layer OCI images without Docker, and tears everything
 // down — processes first, then temp dirs — even when a test fails.
 //
+// For multi-region tests, Net (netns.go, root and iproute2 needed) builds
+// network namespaces: a routing core and sites behind rate-shaped veth links
+// with byte counters; trackers, daemons and `dfp2p get` run inside a site
+// (StartTrackerIn, StartDaemonIn, GetIn) and the test reaches them, or serves
+// from inside a namespace, through the site's sockets (Site.Listen,
+// Site.HTTPClient, Proc.HTTPClient).
+//
 // It is test infrastructure: product code must not import it.
 package cluster

@@ -48,6 +48,17 @@ func NewOrigin(dir string) (*Origin, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewOriginOn(dir, ln)
+}
+
+// NewOriginOn is NewOrigin serving on ln, e.g. a listener inside a network
+// namespace (Site.Listen). The origin owns ln: Close closes it. URL is
+// http://ADDR with ln's address.
+func NewOriginOn(dir string, ln net.Listener) (*Origin, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	o := &Origin{URL: "http://" + ln.Addr().String(), ln: ln, dir: dir, files: map[string]File{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /files/{name}", o.serveFile)
