@@ -3,7 +3,8 @@
 # non-root user it only checks and explains.
 set -euo pipefail
 # Debian packages come as arguments (the Makefile's `deps` target passes the
-# registry suite's: docker-registry containerd skopeo apache2-utils).
+# registry suite's: docker-registry containerd skopeo apache2-utils, and iproute2 for
+# the network-namespace tests).
 need=()
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 for pkg in "$@"; do installed "$pkg" || need+=("$pkg"); done

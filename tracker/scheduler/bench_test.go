@@ -18,11 +18,21 @@ const (
 // and some common (piece i is held with probability progress*w(i)).
 func benchSwarm(b *testing.B) (*Scheduler, []string, time.Time) {
 	b.Helper()
+	return benchSwarmLoc(b, 0, 0)
+}
+
+// benchSwarmLoc is benchSwarm with the peers spread round-robin over regions
+// (if > 0) of zones zones each; the seed is in the first.
+func benchSwarmLoc(b *testing.B, regions, zones int) (*Scheduler, []string, time.Time) {
+	b.Helper()
 	s := New(Config{Seed: 1})
 	s.AddTask("t", benchPieces)
 	now := t0
 	if err := s.Join("t", "seed", true, all(benchPieces), now); err != nil {
 		b.Fatal(err)
+	}
+	if regions > 0 {
+		s.SetLocality("t", "seed", Locality{"r0", "z0"})
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	ids := make([]string, benchPeers)
@@ -36,6 +46,9 @@ func benchSwarm(b *testing.B) (*Scheduler, []string, time.Time) {
 		}
 		if err := s.Join("t", ids[i], false, have, now); err != nil {
 			b.Fatal(err)
+		}
+		if regions > 0 {
+			s.SetLocality("t", ids[i], Locality{fmt.Sprintf("r%d", i%regions), fmt.Sprintf("z%d", i/regions%zones)})
 		}
 	}
 	return s, ids, now
@@ -86,7 +99,17 @@ func BenchmarkDone(b *testing.B) {
 // (so parents carry real load). Before each call the peer's previous window
 // is released, keeping the holdings distribution stationary.
 func BenchmarkSchedule(b *testing.B) {
-	s, ids, now := benchSwarm(b)
+	benchSchedule(b, 0, 0)
+}
+
+// BenchmarkScheduleRegions: BenchmarkSchedule with the peers in 3 regions of
+// 2 zones each.
+func BenchmarkScheduleRegions(b *testing.B) {
+	benchSchedule(b, 3, 2)
+}
+
+func benchSchedule(b *testing.B, regions, zones int) {
+	s, ids, now := benchSwarmLoc(b, regions, zones)
 	for _, id := range ids {
 		s.Schedule("t", id, 8, now)
 	}

@@ -17,6 +17,7 @@
 //     upload load of each parent.
 //   - Failure memory: per-child blocks, parents unreachable for many,
 //     parents that served bad bytes.
+//   - Each peer's locality labels, region and zone (SetLocality).
 //
 // It must not: move or verify bytes, talk to the network or disk, read the
 // clock, or know about CIDs, URLs or authorization. Everything it holds is
@@ -34,6 +35,7 @@
 //     in-flight assignment (counting an upload for that parent) and makes the
 //     peer a holder at once.
 //   - Failed reports that a parent failed a child on a piece; see FailReason.
+//   - SetLocality sets a joined peer's region and zone (see Locality).
 //   - Leave forgets a peer; Tick forgets peers that sent no event for PeerTTL,
 //     frees assignments older than AssignmentTimeout and drops expired blocks.
 //
@@ -57,11 +59,13 @@
 //     are the child itself, expired, blocked (for this child, or for all) or
 //     full (in-flight uploads >= MaxParentUploads, MaxSeedUploads for seeds)
 //     are skipped. Among the rest the least loaded (in-flight / capacity) wins,
-//     ties broken by the random visiting order.
-//  4. Non-seed peers first: if any sampled peer can serve, a seed is not used,
-//     so load moves off the seeds as peers fill up. Only when no peer can
-//     serve the piece are the task's seeds holding it considered (seeds are
-//     tracked apart and always examined then, so sampling never hides them).
+//     ties broken by the random visiting order. With locality labels this is
+//     done per tier, nearest first (see Locality).
+//  4. Non-seed peers first: if any sampled peer (of the child's region, see
+//     Locality) can serve, a seed is not used, so load moves off the seeds as
+//     peers fill up. Only when no peer can serve the piece are the task's
+//     seeds holding it considered (seeds are tracked apart and always
+//     examined then, so sampling never hides them).
 //     At most SeedCopies assignments of one piece may be in flight from seeds
 //     at once; other children skip the piece until a peer holds it. Peers that
 //     start together (a cold start, or a seed still reading a slow origin)
@@ -72,6 +76,40 @@
 //     work when the whole swarm is saturated; the peer asks again later.
 //  6. Every assignment counts against the parent until Done, Failed, the
 //     child's Leave/expiry or AssignmentTimeout frees it.
+//
+// # Locality
+//
+// A peer may carry a region and a zone (SetLocality, called after Join); empty
+// means unknown, and a zone counts only with its region. Parents are tried by
+// tier, a tier only when the previous one has no usable parent:
+//
+//  1. peers in the child's zone (same region and zone);
+//  2. peers in the child's region (other or unknown zone);
+//  3. seeds of the child's region, those in its zone first;
+//  4. peers of other regions, then 5. seeds of other regions.
+//
+// An unknown region on either side means no preference: such a holder is in
+// tier 2 or 3 for everyone, and a child of unknown region sees every holder
+// there, so a swarm without labels is scheduled exactly as without locality.
+// Each tier keeps the rules above: CandidateSample holders sampled inside the
+// tier, least loaded wins, SeedCopies for seeds. The holders of every piece
+// are kept partitioned by (region, zone), so a tier is sampled directly and
+// one nearby holder is never hidden behind hundreds of far ones.
+//
+// Cross-region cap: a piece goes to a child from a parent of another region
+// (tiers 4-5, seeds included) only while fewer than CrossRegionCopies (default
+// 1) such transfers of that piece into the child's region are in flight;
+// otherwise the child skips the piece and later gets it from the regional copy.
+// Moreover, when the child's region already has holders of the piece, all busy
+// or blocked, the child takes it from another region only if it found nothing
+// else to do (no assignment in this call, nothing in flight): regional holders
+// free up quickly, and each such copy is inter-region bytes. So about one copy
+// of each piece enters each region. The count is freed like seedCopies (Done,
+// Failed, Leave/expiry of the child, AssignmentTimeout, RemoveTask, and when
+// the child's region changes).
+//
+// At most 64 distinct (region, zone) pairs with peers are tracked per task;
+// labels beyond that are treated as unknown until room frees up.
 //
 // # Failure rules (Failed)
 //
@@ -100,7 +138,11 @@
 // and "in flight at index i"), so add, remove and random sampling are O(1).
 // Pieces are kept sorted by holder count in one array with bucket boundaries
 // (the classic piece-picker layout); a holder count changing by one is an O(1)
-// swap. Hence Done is O(len(pieces)), and Schedule is O(pieces scanned +
-// tries*CandidateSample) and never visits all peers. Join with a bitmap,
-// Leave and expiry are O(pieces); Tick and the read-side views are O(peers).
+// swap. Inside a piece's slice the holders are grouped by (region, zone)
+// segment, with per-piece segment boundaries; adding or removing a holder
+// moves at most one holder per later segment, O(segments) (O(1) without
+// labels). Hence Done is O(len(pieces)*segments), and Schedule is O(pieces
+// scanned + tries*CandidateSample*tiers) and never visits all peers. Join
+// with a bitmap, Leave and expiry are O(pieces*segments); SetLocality moving
+// a peer is O(held*segments); Tick and the read-side views are O(peers).
 package scheduler

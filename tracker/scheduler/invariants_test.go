@@ -53,8 +53,12 @@ func (s *Scheduler) check() error {
 				}
 			}
 		}
+		if err := t.checkSegments(); err != nil {
+			return fmt.Errorf("task %q: %w", name, err)
+		}
 		loads := map[*peer]int{}
 		seedCopies := make([]int32, t.pieces)
+		cross := map[*region][]int32{}
 		inflight, complete := 0, 0
 		for id, p := range t.peers {
 			if p.id != id || p.gone {
@@ -93,6 +97,16 @@ func (s *Scheduler) check() error {
 				if a.fromSeed {
 					seedCopies[a.piece]++
 				}
+				if a.cross {
+					r := p.seg.region
+					if r == nil {
+						return fmt.Errorf("task %q peer %q: cross-region assignment to a child of unknown region", name, id)
+					}
+					if cross[r] == nil {
+						cross[r] = make([]int32, t.pieces)
+					}
+					cross[r][a.piece]++
+				}
 			}
 			inflight += len(p.inflight)
 			if p.seed != (p.seedIdx >= 0) {
@@ -116,6 +130,20 @@ func (s *Scheduler) check() error {
 			}
 			if n > int32(s.cfg.SeedCopies) {
 				return fmt.Errorf("task %q piece %d: %d copies in flight from seeds, limit %d", name, pc, n, s.cfg.SeedCopies)
+			}
+		}
+		for _, r := range t.regions {
+			for pc := range t.pieces {
+				n := int32(0)
+				if cross[r] != nil {
+					n = cross[r][pc]
+				}
+				if r.cross[pc] != n {
+					return fmt.Errorf("task %q region %q piece %d: cross %d, counted %d", name, r.name, pc, r.cross[pc], n)
+				}
+				if n > int32(s.cfg.CrossRegionCopies) {
+					return fmt.Errorf("task %q region %q piece %d: %d cross-region copies in flight, limit %d", name, r.name, pc, n, s.cfg.CrossRegionCopies)
+				}
 			}
 		}
 		for p, n := range loads {
@@ -169,3 +197,90 @@ func (s *Scheduler) release(taskName, peerID string) {
 }
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkSegments verifies the locality partition: segments and regions, the
+// placement of every peer and the segment boundaries inside every piece's
+// holders.
+func (t *task) checkSegments() error {
+	if len(t.segs) == 0 || t.segs[0].region != nil || t.segs[0].zone != "" {
+		return fmt.Errorf("segment 0 is not the unknown one")
+	}
+	if len(t.segs) > maxSegments {
+		return fmt.Errorf("%d segments, limit %d", len(t.segs), maxSegments)
+	}
+	if len(t.segStart) != len(t.segs) || t.segStart[0] != nil {
+		return fmt.Errorf("segStart has %d columns for %d segments", len(t.segStart), len(t.segs))
+	}
+	if len(t.segByLoc) != len(t.segs)-1 {
+		return fmt.Errorf("segByLoc has %d entries for %d segments", len(t.segByLoc), len(t.segs))
+	}
+	regions := map[*region]bool{}
+	for i, sg := range t.segs {
+		if sg.pos != i {
+			return fmt.Errorf("segment %d has pos %d", i, sg.pos)
+		}
+		if i == 0 {
+			continue
+		}
+		r := sg.region
+		if r == nil || t.regions[r.name] != r || i < r.lo || i >= r.hi {
+			return fmt.Errorf("segment %d (%v): bad region", i, sg.zone)
+		}
+		if t.segByLoc[Locality{r.name, sg.zone}] != sg {
+			return fmt.Errorf("segment %d (%q/%q) not indexed", i, r.name, sg.zone)
+		}
+		if sg.peers <= 0 {
+			return fmt.Errorf("segment %d (%q/%q) has %d peers", i, r.name, sg.zone, sg.peers)
+		}
+		if len(t.segStart[i]) != t.pieces {
+			return fmt.Errorf("segStart[%d] has %d entries", i, len(t.segStart[i]))
+		}
+		if regions[r] && t.segs[i-1].region != r {
+			return fmt.Errorf("region %q not contiguous", r.name)
+		}
+		regions[r] = true
+	}
+	if len(regions) != len(t.regions) {
+		return fmt.Errorf("%d regions indexed, %d placed", len(t.regions), len(regions))
+	}
+	for _, r := range t.regions {
+		if len(r.cross) != t.pieces {
+			return fmt.Errorf("region %q: cross has %d entries", r.name, len(r.cross))
+		}
+	}
+	placed := make(map[*segment]int)
+	for id, p := range t.peers {
+		sg := p.seg
+		if sg == nil || sg.pos >= len(t.segs) || t.segs[sg.pos] != sg {
+			return fmt.Errorf("peer %q: not in a live segment", id)
+		}
+		placed[sg]++
+		// A peer with labels may sit in segment 0 if the task had
+		// maxSegments segments when they were set.
+		switch {
+		case p.loc.Region == "" && sg.pos != 0:
+			return fmt.Errorf("peer %q: no region but in segment %d", id, sg.pos)
+		case p.loc.Region != "" && sg.pos != 0 && (sg.region.name != p.loc.Region || sg.zone != p.loc.Zone):
+			return fmt.Errorf("peer %q: labels %+v but in segment %q/%q", id, p.loc, sg.region.name, sg.zone)
+		}
+	}
+	for _, sg := range t.segs {
+		if placed[sg] != sg.peers {
+			return fmt.Errorf("segment %d: %d peers, %d placed", sg.pos, sg.peers, placed[sg])
+		}
+	}
+	for pc, hs := range t.holders {
+		for pos := range t.segs {
+			lo, hi := t.segLo(int32(pc), pos), t.segHi(int32(pc), pos)
+			if lo > hi || int(hi) > len(hs) {
+				return fmt.Errorf("piece %d segment %d: bounds [%d,%d) of %d", pc, pos, lo, hi, len(hs))
+			}
+			for _, h := range hs[lo:hi] {
+				if h.seg.pos != pos {
+					return fmt.Errorf("piece %d: holder %q of segment %d in segment %d's range", pc, h.id, h.seg.pos, pos)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -21,7 +21,12 @@ type Config struct {
 	// (default 2). Other children wait for a peer that got it: peers that
 	// start together would otherwise all take each new piece from the seed.
 	SeedCopies int
-	Seed       int64 // random seed, for deterministic tests
+	// CrossRegionCopies bounds the copies of one piece in flight into one
+	// region from parents in other regions (default 1). A child whose
+	// region has no usable holder of the piece gets it from another region
+	// only below this bound; otherwise it waits for the regional copy.
+	CrossRegionCopies int
+	Seed              int64 // random seed, for deterministic tests
 }
 
 // DefaultConfig returns the defaults.
@@ -35,6 +40,7 @@ func DefaultConfig() Config {
 		PeerTTL:           2 * time.Minute,
 		AssignmentTimeout: 60 * time.Second,
 		SeedCopies:        2,
+		CrossRegionCopies: 1,
 	}
 }
 
@@ -48,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SeedCopies <= 0 {
 		c.SeedCopies = d.SeedCopies
+	}
+	if c.CrossRegionCopies <= 0 {
+		c.CrossRegionCopies = d.CrossRegionCopies
 	}
 	if c.CandidateSample <= 0 {
 		c.CandidateSample = d.CandidateSample
@@ -130,6 +139,7 @@ func inflightIndex(st int32) int { return int(-2 - st) }
 type assignment struct {
 	piece    int32
 	fromSeed bool // the parent was a seed when assigned (counted in seedCopies)
+	cross    bool // counted in the child's region.cross
 	parent   *peer
 	deadline time.Time
 }
@@ -142,6 +152,7 @@ type peer struct {
 	gone     bool      // left or expired; stale pointers from assignments may remain
 	lastSeen time.Time // last event from the peer
 	id       string
+	seg      *segment // where its holdings sit in task.holders (locality)
 
 	parentBlock time.Time // nobody uses it as a parent before this
 	st          []int32
@@ -150,6 +161,7 @@ type peer struct {
 	uploads     int          // assignments completed as a parent
 	failures    int          // failures reported against it as a parent
 	seedIdx     int          // index in task.seeds, -1 if not a seed
+	loc         Locality     // labels as set by SetLocality
 
 	blocks  map[string]time.Time // parents this child avoids, until
 	unreach map[string]time.Time // children that reported it unreachable, when
@@ -169,6 +181,13 @@ type task struct {
 	// seedCopies[piece] is the number of in-flight assignments of piece
 	// whose parent is a seed.
 	seedCopies []int32
+	// Locality: the holders of each piece are partitioned by segment
+	// ((region, zone) pair, see segment); segStart[pos][piece] is where
+	// segment pos begins in holders[piece] (segStart[0] is nil: 0).
+	segs     []*segment
+	segStart [][]int32
+	segByLoc map[Locality]*segment
+	regions  map[string]*region
 }
 
 // Scheduler is the scheduling state machine. It is not safe for concurrent
@@ -225,6 +244,7 @@ func (s *Scheduler) AddTask(name string, pieces int) {
 		rank:       make([]int32, pieces),
 		start:      []int32{0, int32(pieces)},
 	}
+	t.initSegments()
 	// A random initial order, so that ties among never-held pieces are
 	// already mixed.
 	for i, p := range s.rng.Perm(pieces) {
@@ -274,7 +294,8 @@ func (s *Scheduler) Join(taskName, peerID string, seed bool, have []bool, now ti
 	}
 	p, ok := t.peers[peerID]
 	if !ok {
-		p = &peer{id: peerID, st: make([]int32, t.pieces), seedIdx: -1}
+		p = &peer{id: peerID, st: make([]int32, t.pieces), seedIdx: -1, seg: t.segs[0]}
+		p.seg.peers++
 		for i := range p.st {
 			p.st[i] = stMissing
 		}
@@ -507,8 +528,14 @@ func (s *Scheduler) Schedule(taskName, peerID string, max int, now time.Time) []
 		tries = 64
 	}
 	var out []Assignment
+	// Pieces whose holders in c's region are all busy or blocked (see
+	// pickParent), rarest first: taken from another region only if c ends
+	// up with nothing to do.
+	var laterBuf [16]int32
+	later := laterBuf[:0]
 	n := int32(len(t.order))
 	// Walk runs of equal holder count, skipping pieces nobody holds.
+scan:
 	for i := t.start[1]; i < n; {
 		cnt := len(t.holders[t.order[i]])
 		end := t.start[cnt+1]
@@ -526,26 +553,47 @@ func (s *Scheduler) Schedule(taskName, peerID string, max int, now time.Time) []
 			if c.st[piece] != stMissing {
 				continue
 			}
-			par := s.pickParent(t, c, piece, now)
+			par, deferred := s.pickParent(t, c, piece, now)
 			if par == nil {
+				if deferred && len(later) < max {
+					later = append(later, piece)
+				}
 				tries--
 				if tries == 0 {
-					return out
+					break scan
 				}
 				continue
 			}
-			t.assign(c, par, piece, now.Add(s.cfg.AssignmentTimeout))
-			if out == nil {
-				out = make([]Assignment, 0, max)
-			}
-			out = append(out, Assignment{Piece: int(piece), Parent: par.id})
+			out = s.add(t, c, par, piece, out, max, now)
 			if len(out) == max {
 				return out
 			}
 		}
 		i = end
 	}
+	// Only an idle child takes from another region a piece its region has:
+	// the regional holders, busy now, will have slots soon.
+	if len(c.inflight) > 0 {
+		return out
+	}
+	for _, piece := range later {
+		if par := s.pickRemote(t, c, piece, now); par != nil {
+			out = s.add(t, c, par, piece, out, max, now)
+			if len(out) == max {
+				break
+			}
+		}
+	}
 	return out
+}
+
+// add assigns piece from par to c and appends it to out.
+func (s *Scheduler) add(t *task, c, par *peer, piece int32, out []Assignment, max int, now time.Time) []Assignment {
+	t.assign(c, par, piece, now.Add(s.cfg.AssignmentTimeout))
+	if out == nil {
+		out = make([]Assignment, 0, max)
+	}
+	return append(out, Assignment{Piece: int(piece), Parent: par.id})
 }
 
 // usable reports whether p may serve child c now.
@@ -571,19 +619,149 @@ func (s *Scheduler) lessLoaded(a, b *peer) bool {
 	return a.load*s.capacity(b) < b.load*s.capacity(a)
 }
 
-func (s *Scheduler) pickParent(t *task, c *peer, piece int32, now time.Time) *peer {
+// pickParent chooses the parent that serves piece to c, or nil. The tiers
+// below are tried in order, each only if the previous found no usable parent;
+// inside a tier at most CandidateSample holders are examined and the least
+// loaded wins (see the package doc):
+//
+//  1. peers (not seeds) in c's zone;
+//  2. peers in c's region, or of unknown region;
+//  3. seeds in c's region or of unknown region, those in c's zone first
+//     (at most SeedCopies in flight per piece from seeds);
+//  4. peers of other regions, then 5. seeds of other regions (pickRemote),
+//     only while fewer than CrossRegionCopies transfers of the piece into
+//     c's region from other regions are in flight.
+//
+// If tiers 1-3 have holders, none usable, later is true instead of trying
+// tiers 4-5: Schedule takes such a piece from another region only if it
+// finds nothing for c inside its region and c has nothing in flight, since
+// the regional holders will have slots soon. A child of unknown region has
+// no preference: every holder is in tier 2 or 3.
+func (s *Scheduler) pickParent(t *task, c *peer, piece int32, now time.Time) (par *peer, later bool) {
 	hs := t.holders[piece]
-	n := len(hs)
-	k := s.cfg.CandidateSample
+	cs := c.seg
+	r := cs.region
+	if r == nil {
+		if best := s.sampleRange(c, hs, now); best != nil {
+			return best, false
+		}
+		best, _ := s.pickSeed(t, c, piece, now)
+		return best, false
+	}
+	var buf [3]span
+	end0 := t.segHi(piece, 0)
+	rlo, rhi := t.segLo(piece, r.lo), t.segHi(piece, r.hi-1)
+	// Unknown region, then c's region without c's zone if c has one.
+	local := append(buf[:0], span{0, end0}, span{rlo, rhi})
+	if cs.zone != "" {
+		lo, hi := t.segLo(piece, cs.pos), t.segHi(piece, cs.pos)
+		if best := s.sample(c, hs, append(buf[:0], span{lo, hi}), now); best != nil {
+			return best, false
+		}
+		local = append(buf[:0], span{0, end0}, span{rlo, lo}, span{hi, rhi})
+	}
+	if best := s.sample(c, hs, local, now); best != nil {
+		return best, false
+	}
+	best, remoteSeed := s.pickSeed(t, c, piece, now)
+	if best != nil {
+		return best, false
+	}
+	if r.cross[piece] >= int32(s.cfg.CrossRegionCopies) {
+		return nil, false
+	}
+	if end0+rhi-rlo > 0 {
+		return nil, true
+	}
+	if best := s.sample(c, hs, append(buf[:0], span{end0, rlo}, span{rhi, int32(len(hs))}), now); best != nil {
+		return best, false
+	}
+	return remoteSeed, false
+}
+
+// pickRemote chooses a parent of another region than c's for piece (tiers 4
+// and 5 of pickParent), or nil.
+func (s *Scheduler) pickRemote(t *task, c *peer, piece int32, now time.Time) *peer {
+	r := c.seg.region
+	if r == nil || r.cross[piece] >= int32(s.cfg.CrossRegionCopies) {
+		return nil
+	}
+	hs := t.holders[piece]
+	end0 := t.segHi(piece, 0)
+	rlo, rhi := t.segLo(piece, r.lo), t.segHi(piece, r.hi-1)
+	var buf [2]span
+	if best := s.sample(c, hs, append(buf[:0], span{end0, rlo}, span{rhi, int32(len(hs))}), now); best != nil {
+		return best
+	}
+	_, remote := s.pickSeed(t, c, piece, now)
+	return remote
+}
+
+// sample examines holders of a piece in the ranges sp of its holders hs: all
+// of them, from a random start, if there are at most CandidateSample, else
+// CandidateSample random draws. It returns the least loaded usable non-seed
+// one, or nil. It reuses sp.
+func (s *Scheduler) sample(c *peer, hs []*peer, sp []span, now time.Time) *peer {
+	// Drop empty ranges; one range left is the common case.
+	n := int32(0)
+	j := 0
+	for _, r := range sp {
+		if r.hi > r.lo {
+			sp[j] = r
+			j++
+			n += r.hi - r.lo
+		}
+	}
+	switch j {
+	case 0:
+		return nil
+	case 1:
+		return s.sampleRange(c, hs[sp[0].lo:sp[0].hi], now)
+	}
+	sp = sp[:j]
+	at := func(i int32) *peer {
+		for _, r := range sp {
+			if w := r.hi - r.lo; i >= w {
+				i -= w
+				continue
+			}
+			return hs[r.lo+i]
+		}
+		panic("scheduler: sample index out of range")
+	}
 	var best *peer
-	consider := func(p *peer) {
+	k := int32(s.cfg.CandidateSample)
+	draws := min(n, k)
+	off := int32(0)
+	if n <= k {
+		off = s.rng.Int32N(n) // n >= 2 here
+	}
+	for i := range draws {
+		var p *peer
+		if n <= k {
+			idx := off + i
+			if idx >= n {
+				idx -= n
+			}
+			p = at(idx)
+		} else {
+			p = at(s.rng.Int32N(n))
+		}
 		if p.seed || !s.usable(c, p, now) {
-			return
+			continue
 		}
 		if best == nil || s.lessLoaded(p, best) {
 			best = p
 		}
 	}
+	return best
+}
+
+// sampleRange is sample for one range, hs.
+func (s *Scheduler) sampleRange(c *peer, hs []*peer, now time.Time) *peer {
+	n := len(hs)
+	k := s.cfg.CandidateSample
+	var best *peer
 	if n <= k {
 		off := 0
 		if n > 1 {
@@ -594,48 +772,76 @@ func (s *Scheduler) pickParent(t *task, c *peer, piece int32, now time.Time) *pe
 			if idx >= n {
 				idx -= n
 			}
-			consider(hs[idx])
+			p := hs[idx]
+			if p.seed || !s.usable(c, p, now) {
+				continue
+			}
+			if best == nil || s.lessLoaded(p, best) {
+				best = p
+			}
 		}
-	} else {
-		for range k {
-			consider(hs[s.rng.IntN(n)])
-		}
-	}
-	if best != nil {
 		return best
 	}
-	// No peer can serve it: fall back to the seeds that hold it, unless
-	// enough copies are already on their way from seeds to peers that will
-	// serve it next.
+	for range k {
+		p := hs[s.rng.IntN(n)]
+		if p.seed || !s.usable(c, p, now) {
+			continue
+		}
+		if best == nil || s.lessLoaded(p, best) {
+			best = p
+		}
+	}
+	return best
+}
+
+// pickSeed examines up to CandidateSample of the task's seeds that hold piece
+// and returns the best usable one in c's region (or of unknown region; those
+// in c's zone first, then the least loaded) and the least loaded usable one
+// in another region. Both are nil once SeedCopies copies of the piece are in
+// flight from seeds.
+func (s *Scheduler) pickSeed(t *task, c *peer, piece int32, now time.Time) (local, remote *peer) {
 	ns := len(t.seeds)
 	if ns == 0 || t.seedCopies[piece] >= int32(s.cfg.SeedCopies) {
-		return nil
+		return nil, nil
 	}
-	if ns > k {
+	if k := s.cfg.CandidateSample; ns > k {
 		ns = k
 	}
+	zoned := c.seg.region != nil && c.seg.zone != ""
+	localZone := false
 	off := s.rng.IntN(len(t.seeds))
 	for j := range ns {
 		sd := t.seeds[(off+j)%len(t.seeds)]
 		if sd.st[piece] < 0 || !s.usable(c, sd, now) {
 			continue
 		}
-		if best == nil || s.lessLoaded(sd, best) {
-			best = sd
+		if isCross(c, sd) {
+			if remote == nil || s.lessLoaded(sd, remote) {
+				remote = sd
+			}
+			continue
+		}
+		inZone := zoned && sd.seg == c.seg
+		if local == nil || (inZone && !localZone) || (inZone == localZone && s.lessLoaded(sd, local)) {
+			local, localZone = sd, inZone
 		}
 	}
-	return best
+	return local, remote
 }
 
 // --- task bookkeeping ---
 
 func (t *task) assign(c, par *peer, piece int32, deadline time.Time) {
 	c.st[piece] = inflightState(len(c.inflight))
-	c.inflight = append(c.inflight, assignment{piece: piece, fromSeed: par.seed, parent: par, deadline: deadline})
+	cross := isCross(c, par)
+	c.inflight = append(c.inflight, assignment{piece: piece, fromSeed: par.seed, cross: cross, parent: par, deadline: deadline})
 	par.load++
 	t.inflight++
 	if par.seed {
 		t.seedCopies[piece]++
+	}
+	if cross {
+		c.seg.region.cross[piece]++
 	}
 }
 
@@ -646,6 +852,9 @@ func (t *task) freeAssignment(c *peer, i int, completed bool) {
 	a.parent.load--
 	if a.fromSeed {
 		t.seedCopies[a.piece]--
+	}
+	if a.cross {
+		c.seg.region.cross[a.piece]--
 	}
 	if completed {
 		a.parent.uploads++
@@ -663,8 +872,12 @@ func (t *task) freeAssignment(c *peer, i int, completed bool) {
 
 func (t *task) addHolder(p *peer, piece int) {
 	t.incr(int32(piece))
-	p.st[piece] = int32(len(t.holders[piece]))
-	t.holders[piece] = append(t.holders[piece], p)
+	if len(t.segs) > 1 {
+		t.attach(p, int32(piece), p.seg.pos)
+	} else {
+		p.st[piece] = int32(len(t.holders[piece]))
+		t.holders[piece] = append(t.holders[piece], p)
+	}
 	p.held++
 	if p.held == t.pieces {
 		t.complete++
@@ -672,17 +885,21 @@ func (t *task) addHolder(p *peer, piece int) {
 }
 
 func (t *task) removeHolder(p *peer, piece int) {
-	hs := t.holders[piece]
-	idx := p.st[piece]
-	last := len(hs) - 1
-	if int(idx) != last {
-		moved := hs[last]
-		hs[idx] = moved
-		moved.st[piece] = idx
-	}
-	hs[last] = nil
 	t.decr(int32(piece))
-	t.holders[piece] = hs[:last]
+	if len(t.segs) > 1 {
+		t.detach(p, int32(piece), p.seg.pos)
+	} else {
+		hs := t.holders[piece]
+		idx := p.st[piece]
+		last := len(hs) - 1
+		if int(idx) != last {
+			moved := hs[last]
+			hs[idx] = moved
+			moved.st[piece] = idx
+		}
+		hs[last] = nil
+		t.holders[piece] = hs[:last]
+	}
 	p.st[piece] = stMissing
 	if p.held == t.pieces {
 		t.complete--
@@ -749,6 +966,7 @@ func (t *task) removePeer(p *peer) {
 	if p.seedIdx >= 0 {
 		t.removeSeed(p)
 	}
+	t.unplace(p.seg)
 	p.gone = true
 	delete(t.peers, p.id)
 }

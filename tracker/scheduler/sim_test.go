@@ -15,6 +15,10 @@ type simOpts struct {
 	originRate    int    // pieces the seed gets from origin per round; 0 = it starts full
 	evil          string // a peer that fails every transfer with evilWhy
 	evilWhy       FailReason
+	// regions > 0 spreads the peers over regions r0.. with zones z0..
+	// (zones per region, at least 1); the seed is in r0/z0.
+	regions, zones int
+	seed           int64 // added to the random seeds
 }
 
 type simResult struct {
@@ -22,6 +26,8 @@ type simResult struct {
 	seedUploads    int
 	evilAssigned   int // assignments to the evil peer
 	evilAfterFirst int // ... after its first failure (for bad piece: must be 0 within BadPieceBlock)
+	crossRegion    int // completed transfers between two regions
+	crossZone      int // completed transfers between two zones of one region
 }
 
 // simulate drives a swarm through rounds of Schedule -> transfer -> Done and
@@ -29,9 +35,9 @@ type simResult struct {
 func simulate(t *testing.T, o simOpts) simResult {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Seed = 42
+	cfg.Seed = 42 + o.seed
 	s := New(cfg)
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(1+uint64(o.seed), 2))
 	s.AddTask("t", o.pieces)
 	now := t0
 	var seedHave []bool
@@ -41,11 +47,20 @@ func simulate(t *testing.T, o simOpts) simResult {
 	if err := s.Join("t", "seed", true, seedHave, now); err != nil {
 		t.Fatal(err)
 	}
+	loc := map[string]Locality{}
+	if o.regions > 0 {
+		loc["seed"] = Locality{"r0", "z0"}
+		s.SetLocality("t", "seed", loc["seed"])
+	}
 	ids := make([]string, o.peers)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("peer%03d", i)
 		if err := s.Join("t", ids[i], false, nil, now); err != nil {
 			t.Fatal(err)
+		}
+		if o.regions > 0 {
+			loc[ids[i]] = Locality{fmt.Sprintf("r%d", i%o.regions), fmt.Sprintf("z%d", i/o.regions%max(o.zones, 1))}
+			s.SetLocality("t", ids[i], loc[ids[i]])
 		}
 	}
 	type pending struct {
@@ -113,6 +128,13 @@ func simulate(t *testing.T, o simOpts) simResult {
 				evilFailed = true
 			default:
 				batch[p.child] = append(batch[p.child], p.a.Piece)
+				c, par := loc[p.child], loc[p.a.Parent]
+				switch {
+				case c.Region != par.Region:
+					res.crossRegion++
+				case c.Zone != par.Zone:
+					res.crossZone++
+				}
 			}
 		}
 		inflight = rest
@@ -186,4 +208,36 @@ func TestSimulationFailingParent(t *testing.T) {
 			t.Fatalf("unreachable parent assigned %d times, limit %d", r.evilAssigned, limit)
 		}
 	})
+}
+
+// TestSimulationRegions: the only seed is in one region, every region has
+// many peers. Each piece should cross into each other region about once
+// (limit: 1.25 times that, unless the case says otherwise).
+func TestSimulationRegions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		o     simOpts
+		limit float64
+	}{
+		{"3 regions x 2 zones", simOpts{peers: 300, pieces: 64, max: 4, regions: 3, zones: 2}, 1.25},
+		{"3 regions, seed fetching from origin", simOpts{peers: 300, pieces: 64, max: 4, originRate: 4, regions: 3, zones: 2}, 1.25},
+		{"5 regions x 3 zones", simOpts{peers: 300, pieces: 32, max: 4, regions: 5, zones: 3}, 1.25},
+		// A window as large as a parent's capacity keeps the regional
+		// holders saturated for longer, and idle children then cross.
+		{"4 regions, window 8", simOpts{peers: 600, pieces: 128, max: 8, regions: 4, zones: 1}, 1.6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := simulate(t, tc.o)
+			total := tc.o.pieces * tc.o.peers
+			ideal := tc.o.pieces * (tc.o.regions - 1)
+			t.Logf("%d peers x %d pieces in %d regions: complete in %d rounds; %d cross-region transfers (ideal %d, %.2fx), %d cross-zone of %d; seed uploaded %d",
+				tc.o.peers, tc.o.pieces, tc.o.regions, r.rounds, r.crossRegion, ideal, float64(r.crossRegion)/float64(ideal), r.crossZone, total, r.seedUploads)
+			if limit := int(tc.limit * float64(ideal)); r.crossRegion > limit {
+				t.Fatalf("%d cross-region transfers, limit %d", r.crossRegion, limit)
+			}
+			if share := float64(r.seedUploads) / float64(total); share > 0.15 {
+				t.Fatalf("seed share %.1f%% too high", 100*share)
+			}
+		})
+	}
 }

@@ -28,6 +28,8 @@ type PeerView struct {
 	Downloading int       // in-flight assignments with this peer as child
 	LastSeen    time.Time // last event from the peer
 	Failures    int       // failures reported against it as a parent
+	Region      string    // locality labels (SetLocality); empty = unknown
+	Zone        string
 }
 
 func (t *task) view() TaskView {
@@ -53,6 +55,8 @@ func (s *Scheduler) peerView(t *task, p *peer) PeerView {
 		Downloading: len(p.inflight),
 		LastSeen:    p.lastSeen,
 		Failures:    p.failures,
+		Region:      p.loc.Region,
+		Zone:        p.loc.Zone,
 	}
 }
 
