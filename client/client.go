@@ -53,8 +53,11 @@ type Stream interface {
 // used; otherwise an in-process peer runs against Trackers (or, with none,
 // reads the origin).
 type Options struct {
-	Daemon     string   // http://HOST:PORT of a local daemon
-	Trackers   []string // tracker multiaddrs for the in-process peer
+	Daemon   string   // http://HOST:PORT of a local daemon
+	Trackers []string // tracker multiaddrs for the in-process peer
+	// Bootstrap lists DHT peers for the in-process peer; with none it runs
+	// no DHT (a short-lived peer would only churn the routing tables).
+	Bootstrap  []string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	// Listen overrides the in-process peer's listen addresses.
@@ -197,7 +200,8 @@ func openInProcess(ctx context.Context, o Options, req Request) (Stream, error) 
 		listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"}
 	}
 	d, err := daemon.New(daemon.Config{DataDir: dir, Listen: listen, Trackers: o.Trackers, Logger: log,
-		GCInterval: -1, NoAddrsFile: true, OriginClient: o.HTTPClient})
+		GCInterval: -1, NoAddrsFile: true, OriginClient: o.HTTPClient,
+		Bootstrap: o.Bootstrap, NoDHT: len(o.Bootstrap) == 0})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

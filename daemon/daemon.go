@@ -15,6 +15,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/node"
@@ -54,6 +55,17 @@ type Config struct {
 	// Proxy configures the registry mirror and HTTP proxy; a nil Proxy or an
 	// empty Proxy.Addr turns it off. Its Fetcher is the daemon itself.
 	Proxy *proxy.Config
+	// Region and Zone label this daemon for the trackers' locality
+	// preference: parents in the same zone, then the same region.
+	Region, Zone string
+	// Bootstrap lists extra DHT bootstrap multiaddrs (ending in /p2p/ID);
+	// the trackers are always used. With no trackers at all, the DHT is how
+	// the daemon finds peers (trackerless mode).
+	Bootstrap []string
+	// NoDHT turns the DHT off: without a tracker the daemon reads origins.
+	NoDHT bool
+	// DHTOptions are extra options for the DHT (tests shorten timings).
+	DHTOptions []dht.Option
 	// WriteAddrs writes DIR/addrs once listening (default true for processes;
 	// in-process peers of `dfp2p get` turn it off).
 	NoAddrsFile bool
@@ -101,6 +113,7 @@ type Daemon struct {
 	xs         *exchange.Server
 	xc         *exchange.Client
 	tc         *tracker.Client
+	dht        *dht.DHT
 	originOpts []cdn.Option
 	m          *metrics
 	api        *httpapi.Server
@@ -133,8 +146,9 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	relay := &dht.Relay{}
 	st, err := store.Open(cfg.DataDir, store.WithLogger(d.log), store.WithTTL(cfg.TaskTTL),
-		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark))
+		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark), store.WithEvents(relay.Event))
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +159,24 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.h = h
 	d.m = newMetrics()
-	d.xs = exchange.NewServer(h, st, exchange.WithMaxUploads(cfg.MaxUploads),
+	d.xs = exchange.NewServer(h, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))
 	d.xc = exchange.NewClient(h, exchange.WithIdleTimeout(cfg.PieceIdleTimeout))
 	if len(trackers) > 0 {
 		d.tc = tracker.NewClient(h, trackers)
+	}
+	if !cfg.NoDHT {
+		// Trackers run DHT servers: they are the natural way in.
+		boot := append(append([]string(nil), cfg.Bootstrap...), cfg.Trackers...)
+		kd, err := dht.New(d.ctx, h, append([]dht.Option{dht.WithBootstrap(boot...), dht.WithLogger(d.log)}, cfg.DHTOptions...)...)
+		if err != nil {
+			return nil, err
+		}
+		d.dht = kd
+		if err := relay.Attach(kd, st); err != nil {
+			return nil, err
+		}
+		d.m.reg.MustRegister(kd.Collectors()...)
 	}
 	d.originOpts = []cdn.Option{cdn.WithLogger(d.log)}
 	if cfg.OriginClient != nil {
@@ -230,6 +257,9 @@ func (d *Daemon) Close() error {
 		_ = d.xs.Close()
 	}
 	d.wg.Wait()
+	if d.dht != nil {
+		_ = d.dht.Close()
+	}
 	var err error
 	if d.h != nil {
 		err = d.h.Close()
@@ -313,7 +343,7 @@ func (d *Daemon) announceAll() {
 		}
 		ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
 		_, err := d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeAnnounce, Task: t.ID, Addrs: addrs,
-			Have: tracker.NewBitfield(d.st.Have(t.ID))})
+			Have: tracker.NewBitfield(d.st.Have(t.ID)), Region: d.cfg.Region, Zone: d.cfg.Zone})
 		cancel()
 		if err != nil {
 			d.log.Debug("announce", "task", t.ID.Short(), "err", err)

@@ -213,7 +213,14 @@ func (d *Daemon) fetchTask(ctx context.Context, dl *download) (*content.Manifest
 		if err == nil || !errors.Is(err, errTrackerLost) {
 			return m, err
 		}
-		d.log.Warn("no tracker reachable; reading the origin directly", "task", dl.task.Short(), "err", err)
+		d.log.Warn("no tracker reachable", "task", dl.task.Short(), "err", err)
+	}
+	if d.dht != nil {
+		m, err := d.fetchSwarm(ctx, dl)
+		if err == nil || !swarmFallsBack(ctx, err) {
+			return m, err
+		}
+		d.log.Info("no peer in the DHT can supply the task; reading the origin", "task", dl.task.Short(), "reason", err)
 	}
 	return d.fetchOrigin(ctx, dl)
 }
@@ -229,7 +236,7 @@ func (d *Daemon) fetchOrigin(ctx context.Context, dl *download) (*content.Manife
 	}
 	f := cdn.NewFetcher(d.st, append(d.originOpts,
 		cdn.WithByteCounter(func(n int64) { dl.origin.Add(n); d.m.bytes.WithLabelValues("origin").Add(float64(n)) }))...)
-	m, err := f.Fetch(ctx, cdn.Request{Task: dl.task, URL: dl.req.URL, Header: dl.req.Header, Digest: digest}, originObserver{d, dl})
+	m, err := f.Fetch(ctx, cdn.Request{Task: dl.task, URL: dl.req.URL, Header: dl.req.Header, Digest: digest}, storeObserver{d, dl})
 	if err != nil {
 		var oe *cdn.OriginError
 		if errors.As(err, &oe) {
@@ -240,27 +247,24 @@ func (d *Daemon) fetchOrigin(ctx context.Context, dl *download) (*content.Manife
 	return m, nil
 }
 
-type originObserver struct {
+// storeObserver follows a download into the store (origin or swarm) for
+// readers waiting on its pieces.
+type storeObserver struct {
 	d  *Daemon
 	dl *download
 }
 
-func (o originObserver) Started(task content.TaskID, length, pieceSize int64) {
+func (o storeObserver) Started(task content.TaskID, length, pieceSize int64) {
 	o.dl.setGeometry(length, pieceSize, o.d.st.Have(task))
 }
 
-func (o originObserver) Piece(_ content.TaskID, idx int, _ cid.Cid) { o.dl.pieceDone(idx) }
+func (o storeObserver) Piece(_ content.TaskID, idx int, _ cid.Cid) { o.dl.pieceDone(idx) }
 
 // fetchP2P downloads through the tracker's schedule. It returns an error
 // wrapping errTrackerLost when the tracker stops answering, after which the
 // caller may continue from the origin with the pieces already held.
 func (d *Daemon) fetchP2P(ctx context.Context, dl *download, release *func()) (*content.Manifest, error) {
-	reg := &tracker.Request{Type: tracker.TypeRegister, Task: dl.task, URL: dl.req.URL, Tag: dl.req.Tag,
-		Digest: dl.req.Digest, Header: dl.req.Header, Addrs: node.Addrs(d.h)}
-	if t, err := d.st.Task(dl.task); err == nil {
-		reg.Have = tracker.NewBitfield(d.st.Have(t.ID))
-	}
-	resp, err := d.tc.Call(ctx, reg)
+	resp, err := d.tc.Call(ctx, d.registerReq(dl, d.st.Have(dl.task)))
 	if err != nil {
 		return nil, trackerErr(err)
 	}
@@ -286,6 +290,13 @@ func (d *Daemon) fetchP2P(ctx context.Context, dl *download, release *func()) (*
 		return nil, err
 	}
 	return d.finishP2P(ctx, dl)
+}
+
+// registerReq is the register request for dl, with what this daemon holds.
+func (d *Daemon) registerReq(dl *download, have []bool) *tracker.Request {
+	return &tracker.Request{Type: tracker.TypeRegister, Task: dl.task, URL: dl.req.URL, Tag: dl.req.Tag,
+		Digest: dl.req.Digest, Header: dl.req.Header, Addrs: node.Addrs(d.h), Have: tracker.NewBitfield(have),
+		Region: d.cfg.Region, Zone: d.cfg.Zone}
 }
 
 // trackerErr turns a tracker client error into a download error: an answer
@@ -368,9 +379,7 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 					// The tracker restarted or forgot the task, or its owner
 					// died and the next tracker took over: register again.
 					d.log.Info("tracker does not know the task; registering again", "task", dl.task.Short())
-					if _, rerr := d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeRegister, Task: dl.task, URL: dl.req.URL,
-						Tag: dl.req.Tag, Digest: dl.req.Digest, Header: dl.req.Header, Addrs: node.Addrs(d.h),
-						Have: tracker.NewBitfield(have)}); rerr != nil {
+					if _, rerr := d.tc.Call(ctx, d.registerReq(dl, have)); rerr != nil {
 						if errors.As(rerr, &te) && !te.UnknownTask {
 							return trackerErr(rerr)
 						}

@@ -65,13 +65,7 @@ func TestSwarmOriginReadOnce(t *testing.T) {
 
 // uploaded reads a process's dfp2p_upload_bytes_total.
 func uploaded(t *testing.T, p *cluster.Proc) float64 {
-	for _, l := range strings.Split(fetchText(t, p.URL()+"/metrics"), "\n") {
-		var v float64
-		if _, err := fmt.Sscanf(l, "dfp2p_upload_bytes_total %g", &v); err == nil {
-			return v
-		}
-	}
-	return 0
+	return metric(t, p, "dfp2p_upload_bytes_total")
 }
 
 // Killing one daemon mid-download leaves the others completing correctly,

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,14 +63,7 @@ func TestGetFailures(t *testing.T) {
 
 func fetchText(t *testing.T, url string) string {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	return string(b)
+	return textWith(t, http.DefaultClient, url)
 }
 
 func grepLines(s, sub string) string {

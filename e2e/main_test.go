@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,13 +167,20 @@ func noOutput(t *testing.T, path string) {
 	}
 }
 
-// getJSON fetches a JSON document from a process's API.
+// getJSON fetches a JSON document from a process's API on the host.
 func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	return getJSONWith(t, http.DefaultClient, url, v)
+}
+
+// getJSONWith is getJSON through hc (a site's client for a process in a
+// network namespace: cluster.Proc.HTTPClient).
+func getJSONWith(t *testing.T, hc *http.Client, url string, v any) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -181,4 +189,34 @@ func getJSON(t *testing.T, url string, v any) int {
 		_ = json.NewDecoder(resp.Body).Decode(v)
 	}
 	return resp.StatusCode
+}
+
+// metric reads an unlabelled metric (or the first series of a labelled one
+// when name includes the labels) from a process's /metrics; 0 if absent.
+func metric(t *testing.T, p *cluster.Proc, name string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(textWith(t, p.HTTPClient(), p.URL()+"/metrics"), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
+				return f
+			}
+		}
+	}
+	return 0
+}
+
+// textWith GETs url through hc and returns at most 4 MiB of the body.
+func textWith(t *testing.T, hc *http.Client, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return string(b)
 }

@@ -1,7 +1,8 @@
 // Package exchange owns dfp2p's piece protocol: fetching pieces, named by
 // (task, index, CID), from one peer over a libp2p stream, both the client and
-// the server side. It must not decide which peer to ask: the tracker's
-// scheduler and the daemon do that.
+// the server side; and the status query, asking one peer what it holds of a
+// task. It must not decide which peer to ask: the tracker's scheduler, the
+// daemon and package swarm do that.
 //
 // # Wire format
 //
@@ -25,12 +26,40 @@
 // stream. Any other condition (a malformed request, a disk error mid-piece,
 // a timeout) resets the stream.
 //
+// # Status query
+//
+// With WithStatus, the server also answers StatusProtocolID: what it holds of
+// one task. The client opens a stream, writes one request frame, closes its
+// write side and reads one answer frame; the server then closes the stream:
+//
+//	request:  {"task":"<64 hex>"}                                     (at most 256 bytes)
+//	answer:   {"status":"not_found"}   the peer holds no piece of the task and no manifest (or cannot tell)
+//	          {"status":"ok","task":"<64 hex>","length":20971520,"piece_size":2097152,
+//	           "have":"<base64 bitfield>","digests":"<base64>","manifest":{...}}
+//
+// "have" is a content.Bitfield (bit i%8 of byte i/8 set for each piece held).
+// "digests" is, for each set bit in index order, the 32-byte sha2-256 digest
+// of that piece's CID (CIDv1, raw, sha2-256), concatenated: a compact form
+// of the CIDs with no per-CID framing to validate. "manifest" is the task's
+// canonical manifest (content.Manifest.Encode) embedded as a JSON value; it is
+// present only when every piece is held. The client rejects (ErrProtocol) an
+// answer for another task, an invalid geometry, a bitfield or digest list of
+// the wrong size, an "ok" with no piece and no manifest, and a manifest that
+// is not canonical, describes another task or geometry, or lists other CIDs
+// than the digests.
+//
+// A server builds and sends at most a few status answers at once; a query
+// that finds no free slot within the queue timeout has its stream reset.
+//
 // # Limits
 //
 // Every read is bounded in size (request and header frames, piece length at
 // most content.MaxValidPieceSize) and in time (an idle deadline refreshed while
 // bytes flow). A request holds at most MaxRefsPerStream refs; Client.Fetch
-// splits longer lists over consecutive streams.
+// splits longer lists over consecutive streams. A status answer is at most
+// content.MaxManifestSize plus the base64 of a digest and a bit per piece for
+// content.MaxPieces pieces, plus 4 KiB (about 139 MiB); the client's buffer
+// grows with the bytes received, not with the announced length.
 package exchange
 
 import (

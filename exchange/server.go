@@ -49,6 +49,7 @@ type serverConfig struct {
 	idle         time.Duration
 	observe      func(peer.ID, int64)
 	log          *slog.Logger
+	status       func(content.TaskID) (*Status, error)
 }
 
 // ServerOption configures NewServer.
@@ -98,12 +99,23 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 	return func(c *serverConfig) { c.log = l }
 }
 
+// WithStatus makes the server answer status queries (StatusProtocolID) with
+// fn, which reports what this peer holds of a task (StoreStatus builds one
+// from a store). fn returns an ErrNotFound error (or any error) for a task
+// it does not hold, which is answered "not_found"; a status that fails
+// Validate is answered "not_found" too. fn must be safe for concurrent use.
+func WithStatus(fn func(content.TaskID) (*Status, error)) ServerOption {
+	return func(c *serverConfig) { c.status = fn }
+}
+
 // Server answers piece requests from a Source.
 type Server struct {
 	h     host.Host
 	src   Source
 	cfg   serverConfig
 	slots chan struct{}
+	// statusSlots bounds the status answers built and sent at once.
+	statusSlots chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,7 +127,8 @@ type Server struct {
 	once    sync.Once
 }
 
-// NewServer registers the exchange stream handler on h, serving from src.
+// NewServer registers the exchange stream handler on h, serving from src, and
+// the status handler if WithStatus is given.
 func NewServer(h host.Host, src Source, opts ...ServerOption) *Server {
 	cfg := serverConfig{
 		maxUploads:   DefaultMaxUploads,
@@ -130,23 +143,30 @@ func NewServer(h host.Host, src Source, opts ...ServerOption) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		h:       h,
-		src:     src,
-		cfg:     cfg,
-		slots:   make(chan struct{}, cfg.maxUploads),
-		ctx:     ctx,
-		cancel:  cancel,
-		streams: make(map[network.Stream]struct{}),
+		h:           h,
+		src:         src,
+		cfg:         cfg,
+		slots:       make(chan struct{}, cfg.maxUploads),
+		statusSlots: make(chan struct{}, maxStatusAnswers),
+		ctx:         ctx,
+		cancel:      cancel,
+		streams:     make(map[network.Stream]struct{}),
 	}
 	h.SetStreamHandler(ProtocolID, s.handle)
+	if cfg.status != nil {
+		h.SetStreamHandler(StatusProtocolID, s.handleStatus)
+	}
 	return s
 }
 
-// Close removes the stream handler, resets the streams being served and
+// Close removes the stream handlers, resets the streams being served and
 // waits for their handlers to return.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.h.RemoveStreamHandler(ProtocolID)
+		if s.cfg.status != nil {
+			s.h.RemoveStreamHandler(StatusProtocolID)
+		}
 		s.mu.Lock()
 		s.closed = true
 		for st := range s.streams {
@@ -277,21 +297,7 @@ func (s *Server) open(r PieceRef) (*os.File, int64, bool) {
 
 // acquire takes an upload slot, waiting up to the queue timeout.
 func (s *Server) acquire() bool {
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	t := time.NewTimer(s.cfg.queueTimeout)
-	defer t.Stop()
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-s.ctx.Done():
-		return false
-	}
+	return acquireSlot(s.ctx, s.slots, s.cfg.queueTimeout)
 }
 
 // upload writes the ok header and size bytes of f. It returns the piece bytes

@@ -7,6 +7,7 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	scheduleSeconds prometheus.Histogram
 	originBytes     prometheus.Counter
+	peerBytes       prometheus.Counter
 	uploadBytes     prometheus.Counter
 	badPieces       prometheus.Counter
 	tasks           prometheus.Gauge
@@ -26,6 +27,9 @@ func newMetrics() *metrics {
 		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dfp2p_origin_bytes_total", Help: "Bytes the seed read from origins.",
 		}),
+		peerBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dfp2p_seed_peer_bytes_total", Help: "Bytes the seed copied from other seeds and peers (another region) instead of the origin.",
+		}),
 		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dfp2p_upload_bytes_total", Help: "Piece bytes the seed served to peers.",
 		}),
@@ -35,7 +39,7 @@ func newMetrics() *metrics {
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dfp2p_tracker_tasks", Help: "Tasks the tracker knows."}),
 		peers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dfp2p_tracker_peers", Help: "Live peer-task registrations."}),
 	}
-	m.reg.MustRegister(m.requests, m.scheduleSeconds, m.originBytes, m.uploadBytes, m.badPieces, m.tasks, m.peers,
+	m.reg.MustRegister(m.requests, m.scheduleSeconds, m.originBytes, m.peerBytes, m.uploadBytes, m.badPieces, m.tasks, m.peers,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/tracker/scheduler"
 )
 
 // ProtocolID is the libp2p protocol peers use to talk to a tracker.
@@ -47,6 +48,10 @@ type Request struct {
 	// register, announce
 	Addrs []string `json:"addrs,omitempty"`
 	Have  Bitfield `json:"have,omitempty"`
+	// Region and Zone label the peer for the scheduler's locality
+	// preference (same zone, then same region).
+	Region string `json:"region,omitempty"`
+	Zone   string `json:"zone,omitempty"`
 
 	// schedule
 	Max int `json:"max,omitempty"`
@@ -54,6 +59,20 @@ type Request struct {
 	// report
 	Done   []int     `json:"done,omitempty"`
 	Failed []Failure `json:"failed,omitempty"`
+}
+
+// maxLabel bounds a region or zone label.
+const maxLabel = 64
+
+func (r *Request) locality() scheduler.Locality {
+	return scheduler.Locality{Region: truncLabel(r.Region), Zone: truncLabel(r.Zone)}
+}
+
+func truncLabel(s string) string {
+	if len(s) > maxLabel {
+		return s[:maxLabel]
+	}
+	return s
 }
 
 // Failure is one failed piece fetch: which parent failed which piece, and why.

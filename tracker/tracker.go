@@ -19,6 +19,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/internal/wire"
@@ -45,6 +46,17 @@ type Config struct {
 	GCInterval                  time.Duration
 	TaskTTL                     time.Duration
 	HighWatermark, LowWatermark float64
+	// Region and Zone label this tracker's seed for the scheduler's
+	// locality preference (peers send their own labels).
+	Region, Zone string
+	// Bootstrap lists DHT bootstrap multiaddrs (ending in /p2p/ID): other
+	// regions' trackers. Through the DHT the seed finds a task another region
+	// holds before it reads the origin.
+	Bootstrap []string
+	// NoDHT turns the DHT off: the seed always reads the origin.
+	NoDHT bool
+	// DHTOptions are extra options for the DHT (tests shorten timings).
+	DHTOptions []dht.Option
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
@@ -56,6 +68,7 @@ type Tracker struct {
 	st     *store.Store
 	seed   *cdn.Seed
 	xs     *exchange.Server
+	dht    *dht.DHT
 	api    *httpapi.Server
 	self   string
 	m      *metrics
@@ -142,7 +155,8 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = 15 * time.Minute
 	}
-	sopts := []store.Option{store.WithLogger(t.log)}
+	relay := &dht.Relay{}
+	sopts := []store.Option{store.WithLogger(t.log), store.WithEvents(relay.Event)}
 	if cfg.TaskTTL > 0 {
 		sopts = append(sopts, store.WithTTL(cfg.TaskTTL))
 	}
@@ -169,8 +183,22 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.OriginParallel > 0 {
 		fopts = append(fopts, cdn.WithParallel(cfg.OriginParallel))
 	}
-	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, cdn.WithLogger(t.log))
-	t.xs = exchange.NewServer(h, st, exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
+	seedOpts := []cdn.SeedOption{cdn.WithLogger(t.log)}
+	if !cfg.NoDHT {
+		kd, err := dht.New(t.ctx, h, append([]dht.Option{dht.WithBootstrap(cfg.Bootstrap...), dht.WithLogger(t.log)}, cfg.DHTOptions...)...)
+		if err != nil {
+			return nil, err
+		}
+		t.dht = kd
+		if err := relay.Attach(kd, st); err != nil {
+			return nil, err
+		}
+		t.m.reg.MustRegister(kd.Collectors()...)
+		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
+	}
+	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, seedOpts...)
+	t.xs = exchange.NewServer(h, st, exchange.WithStatus(exchange.StoreStatus(st)),
+		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
 	h.SetStreamHandler(ProtocolID, t.handleStream)
 
 	if cfg.API != "" {
@@ -226,6 +254,9 @@ func (t *Tracker) Close() error {
 		t.seed.Close()
 	}
 	t.wg.Wait()
+	if t.dht != nil {
+		_ = t.dht.Close()
+	}
 	var err error
 	if t.h != nil {
 		err = t.h.Close()
@@ -250,7 +281,7 @@ func (t *Tracker) tickLoop() {
 				// The seed is a peer like any other and must stay alive in the
 				// scheduler's soft state. A nil have is a heartbeat: its
 				// holdings arrive through Started and Piece.
-				_ = t.sched.Join(string(id), t.self, true, nil, now)
+				t.joinSeedLocked(id, nil, now)
 			}
 			t.sched.Tick(now)
 			t.m.tasks.Set(float64(len(t.tasks)))
@@ -285,7 +316,15 @@ func (t *Tracker) Started(task content.TaskID, length, pieceSize int64) {
 			}
 		}
 	}
-	_ = t.sched.Join(string(task), t.self, true, have, time.Now())
+	t.joinSeedLocked(task, have, time.Now())
+}
+
+// joinSeedLocked joins (or heartbeats, with a nil have) the tracker's own
+// seed to a task, with the tracker's locality.
+func (t *Tracker) joinSeedLocked(task content.TaskID, have []bool, now time.Time) {
+	if t.sched.Join(string(task), t.self, true, have, now) == nil {
+		t.sched.SetLocality(string(task), t.self, scheduler.Locality{Region: t.cfg.Region, Zone: t.cfg.Zone})
+	}
 }
 
 // Piece implements cdn.Observer: the seed holds piece idx.
@@ -434,6 +473,7 @@ func (t *Tracker) register(ctx context.Context, p peer.ID, req *Request) *Respon
 	if err := t.joinLocked(id, ts, p.String(), have, now); err != nil {
 		return errResp(err)
 	}
+	t.sched.SetLocality(string(id), p.String(), req.locality())
 	return &Response{Task: id, Length: length, PieceSize: pieceSize, Complete: jobDone(job)}
 }
 
@@ -467,6 +507,7 @@ func (t *Tracker) announce(p peer.ID, req *Request) *Response {
 	if err := t.joinLocked(req.Task, ts, p.String(), have, time.Now()); err != nil {
 		return errResp(err)
 	}
+	t.sched.SetLocality(string(req.Task), p.String(), req.locality())
 	return &Response{Task: req.Task, Length: ts.length, PieceSize: ts.pieceSize, Complete: jobDone(ts.job)}
 }
 

@@ -37,6 +37,7 @@ func newGetCmd() *cobra.Command {
 	f.String("tag", "", "extra label that separates tasks with the same URL")
 	f.String("daemon", "", "local daemon API, http://HOST:PORT (env DFP2P_DAEMON)")
 	f.StringSlice("tracker", nil, "tracker multiaddr for an in-process peer when no daemon is given (repeatable)")
+	f.StringSlice("bootstrap", nil, "DHT peer multiaddr for an in-process peer: find holders without a tracker (repeatable)")
 	f.Duration("timeout", 0, "give up after this long (0 = no limit)")
 	f.Bool("no-progress", false, "do not draw a progress bar")
 	return cmd
@@ -78,7 +79,8 @@ func runGet(cmd *cobra.Command, args []string) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s", t))
 		defer cancel()
 	}
-	opts := client.Options{Daemon: v.GetString("daemon"), Trackers: v.GetStringSlice("tracker"), Logger: log}
+	opts := client.Options{Daemon: v.GetString("daemon"), Trackers: v.GetStringSlice("tracker"),
+		Bootstrap: v.GetStringSlice("bootstrap"), Logger: log}
 	req := client.Request{URL: args[0], Header: hdr, Digest: v.GetString("digest"), Tag: v.GetString("tag")}
 
 	var bar *progressbar.ProgressBar

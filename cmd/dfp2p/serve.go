@@ -33,7 +33,8 @@ func newTrackerCmd() *cobra.Command {
 			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
-				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low})
+				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
+				Region: v.GetString("region"), Zone: v.GetString("zone"), Bootstrap: v.GetStringSlice("bootstrap"), NoDHT: !v.GetBool("dht")})
 			if err != nil {
 				return err
 			}
@@ -46,6 +47,7 @@ func newTrackerCmd() *cobra.Command {
 	f.String("api", "127.0.0.1:65010", "HTTP API address (health, tasks, peers, metrics); empty to disable")
 	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
 	addGCFlags(f)
+	addDHTFlags(f, "other regions' trackers")
 	return cmd
 }
 
@@ -106,6 +108,15 @@ func addGCFlags(f *pflag.FlagSet) {
 	f.Float64("gc-low-watermark", 0.6, "disk-use fraction collection stops at")
 }
 
+// addDHTFlags adds the locality labels and DHT flags the tracker and the
+// daemon share.
+func addDHTFlags(f *pflag.FlagSet, bootstrapNote string) {
+	f.String("region", "", "region label (e.g. eu-west-1): the scheduler prefers parents in the same region")
+	f.String("zone", "", "zone label within the region (e.g. eu-west-1a): parents in the same zone come first")
+	f.StringSlice("bootstrap", nil, "DHT bootstrap multiaddr ending in /p2p/ID, "+bootstrapNote+"; /dns4/NAME/... works (repeatable)")
+	f.Bool("dht", true, "run the DHT (cross-region seeds, trackerless mode); --dht=false turns it off")
+}
+
 func watermarks(v *viper.Viper) (high, low float64, err error) {
 	high, low = v.GetFloat64("gc-high-watermark"), v.GetFloat64("gc-low-watermark")
 	if high <= 0 || high > 1 || low <= 0 || low >= high {
@@ -136,7 +147,8 @@ func newDaemonCmd() *cobra.Command {
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
-				Proxy: pc})
+				Proxy: pc, Region: v.GetString("region"), Zone: v.GetString("zone"),
+				Bootstrap: v.GetStringSlice("bootstrap"), NoDHT: !v.GetBool("dht")})
 			if err != nil {
 				return err
 			}
@@ -147,8 +159,9 @@ func newDaemonCmd() *cobra.Command {
 	f.String("data-dir", defaultDataDir("daemon"), "directory for the identity key, metadata and pieces")
 	f.StringSlice("listen", []string{"/ip4/127.0.0.1/udp/4001/quic-v1", "/ip4/127.0.0.1/tcp/4001"}, "libp2p listen multiaddrs (repeatable)")
 	f.String("api", "127.0.0.1:65000", "local HTTP API address used by `dfp2p get`; empty to disable")
-	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable); none = read origins directly")
+	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable; tasks are spread over them); none = find peers through the DHT")
 	addGCFlags(f)
+	addDHTFlags(f, "besides the trackers")
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
 	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
 	f.String("proxy", "127.0.0.1:65001", "registry mirror and HTTP proxy address; empty to disable")

@@ -1,0 +1,90 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dfp2p/dfp2p/cdn"
+	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/rendezvous"
+)
+
+// Announcer is the part of the DHT an election needs: announcing that this
+// node provides a task (it is about to hold it).
+type Announcer interface {
+	Provide(ctx context.Context, task content.TaskID) error
+}
+
+// electPatience is how long a node that lost an election waits for the
+// winner's first pieces before it gives up and reads the origin itself.
+const electPatience = 20 * time.Second
+
+// announceTimeout bounds the election's announcement.
+const announceTimeout = 10 * time.Second
+
+// FetchOrElect is Fetch for a node that may be among the first anywhere to
+// want a task, so that a cold task crosses the origin's link once even when
+// several nodes (other regions' seeds, trackerless daemons) ask for it at the
+// same moment — the "concurrent cold pulls all go upstream" trouble of other
+// DHT-based mirrors.
+//
+// When providers hold (part of) the task, it is Fetch. When none does and
+// settle > 0, the node announces itself as a provider through a, waits
+// settle for the others that want the task now to do the same, looks the
+// providers up again and ranks all of them with itself by rendezvous hashing
+// of the task ID. If it ranks first it returns ErrNoProviders: the caller
+// reads the origin (and its pieces appear to the others as it stores them).
+// Otherwise it fetches from the providers, waiting up to electPatience for
+// the first one's first pieces; if they never come, or the download stalls,
+// the error wraps ErrNoProviders or ErrStalled and the caller reads the origin
+// itself, keeping what it stored. With settle <= 0 there is no election.
+//
+// Every node of one group ends up in the same order because rendezvous
+// ranking depends only on the task and the peer IDs; a node that missed some
+// announcements can only rank itself lower than it would otherwise, or see
+// itself first when it saw nobody, in which case two nodes read the origin:
+// the election narrows the race, it does not make it impossible.
+func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Duration, req Request, obs cdn.Observer) (*content.Manifest, error) {
+	m, err := f.Fetch(ctx, req, obs)
+	if !errors.Is(err, ErrNoProviders) || settle <= 0 || a == nil {
+		return m, err
+	}
+	actx, cancel := context.WithTimeout(ctx, announceTimeout)
+	aerr := a.Provide(actx, req.Task)
+	cancel()
+	if aerr != nil {
+		// Nobody heard us (no DHT peers): we are alone; read the origin.
+		return nil, fmt.Errorf("%w (announcing failed: %v)", err, aerr)
+	}
+	t := time.NewTimer(settle)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return nil, ctx.Err()
+	}
+	lctx, cancel := context.WithTimeout(ctx, f.cfg.lookup)
+	provs, ferr := f.finder.FindProviders(lctx, req.Task, f.cfg.maxProviders)
+	cancel()
+	self := f.h.ID()
+	ids := []peer.ID{self}
+	for _, p := range provs {
+		if p.ID != self {
+			ids = append(ids, p.ID)
+		}
+	}
+	first := rendezvous.Rank(string(req.Task), ids)[0]
+	if first == self {
+		f.cfg.log.Info("swarm: elected to read the origin", "task", req.Task.Short(), "contenders", len(ids), "lookup_err", ferr)
+		return nil, fmt.Errorf("%w: elected to read the origin among %d", ErrNoProviders, len(ids))
+	}
+	f.cfg.log.Info("swarm: another node reads the origin; fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
+	patient := *f
+	patient.cfg.patient = true
+	patient.cfg.lookup = electPatience
+	return patient.Fetch(ctx, req, obs)
+}
