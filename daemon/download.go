@@ -378,12 +378,16 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 					}
 					// The tracker restarted or forgot the task, or its owner
 					// died and the next tracker took over: register again.
+					// A tracker answered: it is not lost.
+					lastOK = time.Now()
 					d.log.Info("tracker does not know the task; registering again", "task", dl.task.Short())
 					if _, rerr := d.tc.Call(ctx, d.registerReq(dl, have)); rerr != nil {
 						if errors.As(rerr, &te) && !te.UnknownTask {
 							return trackerErr(rerr)
 						}
-						d.log.Debug("re-register failed", "err", rerr)
+						d.log.Info("registering again failed", "task", dl.task.Short(), "err", rerr)
+					} else {
+						lastOK = time.Now()
 					}
 				}
 				d.log.Debug("schedule failed", "task", dl.task.Short(), "err", err)

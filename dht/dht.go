@@ -58,6 +58,9 @@ const (
 	bootstrapCheck      = 5 * time.Second
 	// maxAnnounceConcurrency bounds the reprovider's parallel announcements.
 	maxAnnounceConcurrency = 8
+	// findGrace is how long a provider lookup goes on collecting after the
+	// first provider arrived.
+	findGrace = 300 * time.Millisecond
 )
 
 // ErrClosed is returned by calls made after Close.

@@ -345,3 +345,28 @@ func TestAdvertiseWithdraw(t *testing.T) {
 		t.Fatalf("provided after withdraw = %d", a.Provided())
 	}
 }
+
+// Nodes find the other nodes of a role; a node does not find itself.
+func TestRoles(t *testing.T) {
+	ha, hb, hc := newHost(t), newHost(t), newHost(t)
+	b := newDHT(t, hb, nil)
+	a := newDHT(t, ha, []host.Host{hb})
+	c := newDHT(t, hc, []host.Host{hb})
+	waitRT(t, 1, 10*time.Second, a, b, c)
+	a.AdvertiseRole("tracker")
+	c.AdvertiseRole("tracker")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := a.FindRole(context.Background(), "tracker", 5)
+		if len(got) == 1 && got[0].ID == hc.ID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A found trackers %v, want only C", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if RoleKey("tracker").Equals(RoleKey("seed")) {
+		t.Fatal("role keys collide")
+	}
+}

@@ -130,6 +130,25 @@ func (d *DHT) advertise(key cid.Cid, label string) {
 	}
 }
 
+// RoleKey is the DHT key under which the nodes of a role (for example
+// "tracker") announce themselves: the CIDv1 (raw, sha2-256) of
+// "dfp2p-role:"+role.
+func RoleKey(role string) cid.Cid {
+	sum := sha256.Sum256([]byte("dfp2p-role:" + role))
+	c, _ := content.CIDFromSHA256(sum[:])
+	return c
+}
+
+// AdvertiseRole announces, like Advertise, that this node plays role.
+// Trackers do, so that each learns whether other regions' trackers exist.
+func (d *DHT) AdvertiseRole(role string) { d.advertise(RoleKey(role), "role "+role) }
+
+// FindRole returns up to max other nodes that announced role, like
+// FindProviders.
+func (d *DHT) FindRole(ctx context.Context, role string, max int) ([]peer.AddrInfo, error) {
+	return d.find(ctx, RoleKey(role), max)
+}
+
 // Provided reports how many keys (tasks and roots) are being re-announced.
 func (d *DHT) Provided() int {
 	d.mu.Lock()
@@ -294,13 +313,39 @@ func (d *DHT) find(ctx context.Context, key cid.Cid, max int) ([]peer.AddrInfo, 
 	// too) is returned by the library and dropped here. The channel is
 	// always drained so the library's lookup goroutine can finish; it is
 	// cancelled once max providers are in hand.
-	for ai := range d.kad.FindProvidersAsync(qctx, key, max+1) {
-		if ai.ID == self || len(out) == max {
-			continue
-		}
-		out = append(out, ai)
-		if len(out) == max {
-			cancel()
+	//
+	// A lookup runs until the closest peers have all answered, and a dead
+	// peer among them costs a dial timeout. Once a provider is in hand the
+	// lookup gets findGrace more to collect others, then stops: a few
+	// providers now beat all of them seconds later.
+	ch := d.kad.FindProvidersAsync(qctx, key, max+1)
+	graceTimer := time.NewTimer(time.Hour)
+	graceTimer.Stop()
+	defer graceTimer.Stop()
+	var grace <-chan time.Time
+	graceStarted := false
+	for ch != nil {
+		select {
+		case ai, ok := <-ch:
+			if !ok {
+				ch = nil
+				continue
+			}
+			if ai.ID == self || len(out) == max {
+				continue
+			}
+			out = append(out, ai)
+			if len(out) == max {
+				cancel()
+			}
+			if !graceStarted {
+				graceStarted = true
+				graceTimer.Reset(findGrace)
+				grace = graceTimer.C
+			}
+		case <-grace:
+			grace = nil
+			cancel() // the channel closes soon; keep draining it
 		}
 	}
 	for i := range out {

@@ -34,9 +34,10 @@ const announceTimeout = 10 * time.Second
 //
 // When providers hold (part of) the task, it is Fetch. When none does and
 // settle > 0, the node announces itself as a provider through a, waits
-// settle for the others that want the task now to do the same, looks the
-// providers up again and ranks all of them with itself by rendezvous hashing
-// of the task ID. If it ranks first it returns ErrNoProviders: the caller
+// settle for the others that want the task now to do the same, and tries
+// Fetch again (a reader that started earlier may hold pieces by now). If
+// still nobody holds anything, it looks the providers up and ranks them all
+// with itself by rendezvous hashing of the task ID. If it ranks first it returns ErrNoProviders: the caller
 // reads the origin (and its pieces appear to the others as it stores them).
 // Otherwise it fetches from the providers, waiting up to electPatience for
 // the first one's first pieces; if they never come, or the download stalls,
@@ -66,6 +67,12 @@ func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Dura
 	case <-ctx.Done():
 		t.Stop()
 		return nil, ctx.Err()
+	}
+	// Someone may hold pieces by now (a reader that started earlier): then
+	// there is nothing to elect.
+	m, err = f.Fetch(ctx, req, obs)
+	if !errors.Is(err, ErrNoProviders) {
+		return m, err
 	}
 	lctx, cancel := context.WithTimeout(ctx, f.cfg.lookup)
 	provs, ferr := f.finder.FindProviders(lctx, req.Task, f.cfg.maxProviders)

@@ -59,6 +59,7 @@ var (
 // Defaults.
 const (
 	DefaultStallTimeout  = 15 * time.Second
+	DefaultStarveTimeout = 6 * time.Second
 	DefaultMaxConcurrent = 16
 	DefaultRefresh       = 2 * time.Second
 	DefaultLookupTimeout = 5 * time.Second
@@ -80,6 +81,7 @@ const (
 type config struct {
 	log           *slog.Logger
 	stall         time.Duration
+	starve        time.Duration
 	maxConcurrent int
 	refresh       time.Duration
 	lookup        time.Duration
@@ -110,6 +112,21 @@ func WithStallTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
 			c.stall = d
+		}
+	}
+}
+
+// WithStarveTimeout sets how long the providers may hold none of the missing
+// pieces (nothing in flight, nothing to ask for, after status refreshes)
+// before Fetch gives up with ErrStalled (default DefaultStarveTimeout). It
+// ends a download early when the providers are themselves stuck on the same
+// pieces (a tracker died under all of them), so the caller reads the rest
+// from the origin; a provider still filling in (an elected origin reader)
+// keeps it going with every refresh.
+func WithStarveTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.starve = d
 		}
 	}
 }
@@ -186,6 +203,7 @@ func New(h host.Host, xc *exchange.Client, w cdn.PieceWriter, f Finder, opts ...
 	cfg := config{
 		log:           slog.New(slog.DiscardHandler),
 		stall:         DefaultStallTimeout,
+		starve:        DefaultStarveTimeout,
 		maxConcurrent: DefaultMaxConcurrent,
 		refresh:       DefaultRefresh,
 		lookup:        DefaultLookupTimeout,
@@ -405,7 +423,10 @@ func (d *download) firstLookup(ctx context.Context) (*pollRound, error) {
 // state, so it may run on its own goroutine.
 func lookup(ctx context.Context, f *Fetcher, task content.TaskID, known []peer.AddrInfo, skip map[peer.ID]bool) *pollRound {
 	round := &pollRound{}
-	found, err := f.finder.FindProviders(ctx, task, f.cfg.maxProviders)
+	// The lookup may take at most half the time: the polls need the rest.
+	fctx, cancel := context.WithTimeout(ctx, f.cfg.lookup/2)
+	found, err := f.finder.FindProviders(fctx, task, f.cfg.maxProviders)
+	cancel()
 	round.findErr = err
 	seen := make(map[peer.ID]int)
 	add := func(ai peer.AddrInfo) {
@@ -708,13 +729,24 @@ func (d *download) loop(ctx context.Context) error {
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	polling := false
+	var starving time.Time // since when nothing could be fetched
 	for !d.picker.Complete() {
 		now := time.Now()
 		d.dispatch(ctx, now)
-		if at, ok := d.picker.WakeAt(now); ok {
+		at, ok := d.picker.WakeAt(now)
+		if ok {
 			wake.Reset(at.Sub(now))
 		} else {
 			wake.Reset(time.Hour)
+		}
+		switch {
+		case ok || d.picker.InFlight() > 0:
+			starving = time.Time{}
+		case starving.IsZero():
+			starving = now
+		case now.Sub(starving) >= cfg.starve:
+			return fmt.Errorf("%w: task %s: for %v the providers held none of the %d missing pieces (%d providers)",
+				ErrStalled, d.task.Short(), cfg.starve, d.picker.Missing(), len(d.provs))
 		}
 		select {
 		case <-ctx.Done():

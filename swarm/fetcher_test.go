@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -639,4 +640,25 @@ func TestFetchEmptyFile(t *testing.T) {
 		t.Fatalf("%v\n%s", err, cl.log)
 	}
 	cl.check(t, f, m)
+}
+
+// Providers that hold only some pieces and gain none (they are stuck on the
+// same pieces) end the download after the starve timeout, well before the
+// stall timeout, with what they had stored.
+func TestFetchStarved(t *testing.T) {
+	f := newTestFile(t, 8<<20, 11)
+	a := newProvider(t, f, []int{0, 1})
+	cl := newClient(t, WithStarveTimeout(time.Second), WithStallTimeout(time.Minute))
+	cl.finder.set(a)
+	start := time.Now()
+	_, err := cl.f.Fetch(context.Background(), Request{Task: f.id, URL: f.url}, nil)
+	if !errors.Is(err, ErrStalled) {
+		t.Fatalf("want ErrStalled, got %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("gave up after %s", d)
+	}
+	if got := fmt.Sprint(cl.st.Have(f.id)); got != "[true true false false]" {
+		t.Fatalf("kept %s, want the two pieces the provider had", got)
+	}
 }

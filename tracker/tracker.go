@@ -194,6 +194,7 @@ func New(cfg Config) (*Tracker, error) {
 			return nil, err
 		}
 		t.m.reg.MustRegister(kd.Collectors()...)
+		kd.AdvertiseRole(trackerRole)
 		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
 	}
 	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, seedOpts...)
