@@ -370,3 +370,25 @@ func TestRoles(t *testing.T) {
 		t.Fatal("role keys collide")
 	}
 }
+
+// A bootstrap address may name its host by DNS (/dns4/NAME/...): libp2p
+// resolves it when dialling.
+func TestBootstrapDNS(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	a := newDHT(t, ha, nil)
+	var dns []string
+	for _, s := range node.Addrs(ha) {
+		if strings.HasPrefix(s, "/ip4/127.0.0.1/") {
+			dns = append(dns, strings.Replace(s, "/ip4/127.0.0.1/", "/dns4/localhost/", 1))
+		}
+	}
+	if len(dns) == 0 {
+		t.Fatal("no loopback address to rewrite")
+	}
+	b, err := New(context.Background(), hb, WithBootstrap(dns...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	waitRT(t, 1, 10*time.Second, a, b)
+}

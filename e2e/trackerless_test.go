@@ -8,6 +8,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/daemon"
+	"github.com/dfp2p/dfp2p/e2e/cluster"
 )
 
 // Two daemons with no tracker, joined only through --bootstrap. The first
@@ -67,5 +68,27 @@ func TestTrackerless(t *testing.T) {
 	t.Logf("second daemon got the file through the DHT in %s: %+v", time.Since(start).Round(time.Millisecond), st.Stats)
 	if st.Stats == nil || st.Stats.OriginBytes != 0 || st.Stats.PeerBytes != size {
 		t.Fatalf("the second daemon should have got every byte from its peer: %+v", st.Stats)
+	}
+
+	// A daemon whose only tracker is dead falls back to the DHT too.
+	tr := e.tracker()
+	tr.Kill()
+	d3, err := e.c.StartDaemon([]*cluster.Proc{tr}, "--bootstrap", d1.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the third daemon joined the DHT", func() bool { return metric(t, d3, "dfp2p_dht_peers") >= 1 })
+	out3 := e.outPath("tl3")
+	start = time.Now()
+	if r := e.c.Get(ctx, url, out3, "--daemon", d3.URL()); r.ExitCode != 0 {
+		t.Fatalf("get with a dead tracker: exit %d: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
+	}
+	if sha256File(t, out3) != f.SHA256 {
+		t.Fatal("third output corrupt")
+	}
+	getJSON(t, d3.URL()+"/api/v1/tasks/"+string(task), &st)
+	t.Logf("with its tracker dead, the third daemon got the file through the DHT in %s: %+v", time.Since(start).Round(time.Millisecond), st.Stats)
+	if st.Stats == nil || st.Stats.OriginBytes != 0 || st.Stats.PeerBytes != size {
+		t.Fatalf("the third daemon should have got every byte from its peers: %+v", st.Stats)
 	}
 }

@@ -66,7 +66,7 @@ func TestRegisterScheduleReportManifest(t *testing.T) {
 	_, c := newPeer(t, tr)
 	ctx := context.Background()
 	url := origin.URL + "/f"
-	resp, err := c.Call(ctx, &Request{Type: TypeRegister, URL: url})
+	resp, err := c.Call(ctx, &Request{Type: TypeRegister, URL: url, Region: "eu-west", Zone: "eu-west-1a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestRegisterScheduleReportManifest(t *testing.T) {
 		"/healthz":                          "ok",
 		"/api/v1/tasks":                     string(id),
 		"/api/v1/tasks/" + id.Short() + "x": "unknown task",
-		"/api/v1/tasks/" + string(id):       "peer_list",
+		"/api/v1/tasks/" + string(id):       `"Zone": "eu-west-1a"`,
 		"/api/v1/peers":                     `"Seed": true`,
 		"/metrics":                          "dfp2p_tracker_requests_total",
 	} {
@@ -138,6 +138,9 @@ func TestRegisterScheduleReportManifest(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET %s: %q does not contain %q", path, body, want)
 		}
+	}
+	if body := get(t, api+"/metrics"); !strings.Contains(body, "dfp2p_dht_provided_keys") {
+		t.Error("metrics lack the DHT's")
 	}
 }
 
