@@ -168,15 +168,11 @@ func New(cfg Config) (*Daemon, error) {
 	if !cfg.NoDHT {
 		// Trackers run DHT servers: they are the natural way in.
 		boot := append(append([]string(nil), cfg.Bootstrap...), cfg.Trackers...)
-		kd, err := dht.New(d.ctx, h, append([]dht.Option{dht.WithBootstrap(boot...), dht.WithLogger(d.log)}, cfg.DHTOptions...)...)
+		kd, err := relay.Start(d.ctx, h, st, d.m.reg, boot, d.log, cfg.DHTOptions...)
 		if err != nil {
 			return nil, err
 		}
 		d.dht = kd
-		if err := relay.Attach(kd, st); err != nil {
-			return nil, err
-		}
-		d.m.reg.MustRegister(kd.Collectors()...)
 	}
 	d.originOpts = []cdn.Option{cdn.WithLogger(d.log)}
 	if cfg.OriginClient != nil {

@@ -1,7 +1,12 @@
 package dht
 
 import (
+	"context"
+	"log/slog"
 	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/store"
@@ -31,6 +36,35 @@ func (r *Relay) Event(e store.Event) {
 	case store.EventRemoved:
 		d.Withdraw(e.Task)
 	}
+}
+
+// Start runs a DHT on h for a node with store st, joined through the
+// bootstrap peers, logging to log, and attaches it: everything st holds is
+// announced now and from then on. The DHT's metrics are registered with reg.
+func (r *Relay) Start(ctx context.Context, h host.Host, st *store.Store, reg prometheus.Registerer,
+	bootstrap []string, log *slog.Logger, opts ...Option) (*DHT, error) {
+	d, err := New(ctx, h, append([]Option{WithBootstrap(bootstrap...), WithLogger(log)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Attach(d, st); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := registerAll(reg, d.Collectors()); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func registerAll(reg prometheus.Registerer, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Attach starts relaying to d and advertises every task st holds (part of).

@@ -177,6 +177,17 @@ func getJSON(t *testing.T, url string, v any) int {
 // network namespace: cluster.Proc.HTTPClient).
 func getJSONWith(t *testing.T, hc *http.Client, url string, v any) int {
 	t.Helper()
+	body, status := httpGet(t, hc, url)
+	if v != nil {
+		_ = json.Unmarshal(body, v)
+	}
+	return status
+}
+
+// httpGet GETs url through hc within 5 s and returns at most 4 MiB of the
+// body and the status.
+func httpGet(t *testing.T, hc *http.Client, url string) ([]byte, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -185,10 +196,8 @@ func getJSONWith(t *testing.T, hc *http.Client, url string, v any) int {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
-	if v != nil {
-		_ = json.NewDecoder(resp.Body).Decode(v)
-	}
-	return resp.StatusCode
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return b, resp.StatusCode
 }
 
 // metric reads an unlabelled metric (or the first series of a labelled one
@@ -209,14 +218,6 @@ func metric(t *testing.T, p *cluster.Proc, name string) float64 {
 // textWith GETs url through hc and returns at most 4 MiB of the body.
 func textWith(t *testing.T, hc *http.Client, url string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	b, _ := httpGet(t, hc, url)
 	return string(b)
 }

@@ -35,17 +35,29 @@ func TestTrackerless(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out1 := e.outPath("tl1")
-	if r := e.c.Get(ctx, url, out1, "--daemon", d1.URL()); r.ExitCode != 0 {
-		t.Fatalf("first get: exit %d: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
+	// get fetches the URL through d, checks the output, and returns where
+	// d's bytes came from.
+	get := func(what string, d *cluster.Proc) daemon.Stats {
+		t.Helper()
+		out := e.outPath(d.Name)
+		start := time.Now()
+		if r := e.c.Get(ctx, url, out, "--daemon", d.URL()); r.ExitCode != 0 {
+			t.Fatalf("%s: exit %d: %s", what, r.ExitCode, strings.TrimSpace(r.Stderr))
+		}
+		if sha256File(t, out) != f.SHA256 {
+			t.Fatalf("%s: output corrupt", what)
+		}
+		var st daemon.TaskStatus
+		getJSON(t, d.URL()+"/api/v1/tasks/"+string(task), &st)
+		if st.Stats == nil {
+			t.Fatalf("%s: no statistics", what)
+		}
+		t.Logf("%s: %s, %+v", what, time.Since(start).Round(time.Millisecond), *st.Stats)
+		return *st.Stats
 	}
-	if sha256File(t, out1) != f.SHA256 {
-		t.Fatal("first output corrupt")
-	}
-	var st daemon.TaskStatus
-	getJSON(t, d1.URL()+"/api/v1/tasks/"+string(task), &st)
-	if st.Stats == nil || st.Stats.OriginBytes != size {
-		t.Fatalf("the first daemon should have read the origin once: %+v", st.Stats)
+
+	if st := get("first daemon, from the origin", d1); st.OriginBytes != size {
+		t.Fatalf("the first daemon should have read the origin once: %+v", st)
 	}
 	// The first daemon announces the task; wait until it has, so the test
 	// does not depend on how fast the announcement travels.
@@ -56,18 +68,8 @@ func TestTrackerless(t *testing.T) {
 	if err := e.origin.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out2 := e.outPath("tl2")
-	start := time.Now()
-	if r := e.c.Get(ctx, url, out2, "--daemon", d2.URL()); r.ExitCode != 0 {
-		t.Fatalf("second get with the origin stopped: exit %d: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
-	}
-	if sha256File(t, out2) != f.SHA256 {
-		t.Fatal("second output corrupt")
-	}
-	getJSON(t, d2.URL()+"/api/v1/tasks/"+string(task), &st)
-	t.Logf("second daemon got the file through the DHT in %s: %+v", time.Since(start).Round(time.Millisecond), st.Stats)
-	if st.Stats == nil || st.Stats.OriginBytes != 0 || st.Stats.PeerBytes != size {
-		t.Fatalf("the second daemon should have got every byte from its peer: %+v", st.Stats)
+	if st := get("second daemon, origin stopped", d2); st.OriginBytes != 0 || st.PeerBytes != size {
+		t.Fatalf("the second daemon should have got every byte from its peer: %+v", st)
 	}
 
 	// A daemon whose only tracker is dead falls back to the DHT too.
@@ -78,17 +80,7 @@ func TestTrackerless(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "the third daemon joined the DHT", func() bool { return metric(t, d3, "dfp2p_dht_peers") >= 1 })
-	out3 := e.outPath("tl3")
-	start = time.Now()
-	if r := e.c.Get(ctx, url, out3, "--daemon", d3.URL()); r.ExitCode != 0 {
-		t.Fatalf("get with a dead tracker: exit %d: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
-	}
-	if sha256File(t, out3) != f.SHA256 {
-		t.Fatal("third output corrupt")
-	}
-	getJSON(t, d3.URL()+"/api/v1/tasks/"+string(task), &st)
-	t.Logf("with its tracker dead, the third daemon got the file through the DHT in %s: %+v", time.Since(start).Round(time.Millisecond), st.Stats)
-	if st.Stats == nil || st.Stats.OriginBytes != 0 || st.Stats.PeerBytes != size {
-		t.Fatalf("the third daemon should have got every byte from its peers: %+v", st.Stats)
+	if st := get("third daemon, tracker dead", d3); st.OriginBytes != 0 || st.PeerBytes != size {
+		t.Fatalf("the third daemon should have got every byte from its peers: %+v", st)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
 )
 
@@ -327,9 +328,17 @@ func TestContextCancelResetsStream(t *testing.T) {
 	}
 }
 
-// malicious answers every request with fn.
+// malicious answers every piece request with fn.
 func malicious(t *testing.T, fn func(s network.Stream)) (srv, cli host.Host) {
 	srvH, cliH := pair(t)
+	hostile(t, srvH, ProtocolID, maxRequestSize, fn)
+	return srvH, cliH
+}
+
+// hostile serves proto on h: it reads the request frame (at most limit
+// bytes), answers with fn, then holds the stream (a stalling server) until
+// the test ends, when every handler has returned.
+func hostile(t *testing.T, h host.Host, proto protocol.ID, limit int, fn func(s network.Stream)) {
 	done := make(chan struct{})
 	var (
 		mu     sync.Mutex
@@ -343,7 +352,7 @@ func malicious(t *testing.T, fn func(s network.Stream)) (srv, cli host.Host) {
 		close(done)
 		wg.Wait()
 	})
-	srvH.SetStreamHandler(ProtocolID, func(s network.Stream) {
+	h.SetStreamHandler(proto, func(s network.Stream) {
 		mu.Lock()
 		if closed {
 			mu.Unlock()
@@ -354,18 +363,15 @@ func malicious(t *testing.T, fn func(s network.Stream)) (srv, cli host.Host) {
 		mu.Unlock()
 		defer wg.Done()
 		defer s.Reset()
-		br := bufio.NewReader(s)
-		if _, err := wire.ReadFrame(br, maxRequestSize); err != nil {
+		if _, err := wire.ReadFrame(bufio.NewReader(s), limit); err != nil {
 			return
 		}
 		fn(s)
-		// Hold the stream (a stalling server) until the test ends.
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 		}
 	})
-	return srvH, cliH
 }
 
 func TestMaliciousServer(t *testing.T) {

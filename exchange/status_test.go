@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -336,39 +335,7 @@ func putUvarint(b []byte, v uint64) int {
 // serveHostile answers status requests on h with fn, then holds the stream
 // until the test ends.
 func serveHostile(t *testing.T, h host.Host, fn func(s network.Stream)) {
-	done := make(chan struct{})
-	var (
-		mu     sync.Mutex
-		closed bool
-		wg     sync.WaitGroup
-	)
-	t.Cleanup(func() {
-		mu.Lock()
-		closed = true
-		mu.Unlock()
-		close(done)
-		wg.Wait()
-	})
-	h.SetStreamHandler(StatusProtocolID, func(s network.Stream) {
-		mu.Lock()
-		if closed {
-			mu.Unlock()
-			s.Reset()
-			return
-		}
-		wg.Add(1)
-		mu.Unlock()
-		defer wg.Done()
-		defer s.Reset()
-		if _, err := wire.ReadFrame(bufio.NewReader(s), maxStatusRequestSize); err != nil {
-			return
-		}
-		fn(s)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-		}
-	})
+	hostile(t, h, StatusProtocolID, maxStatusRequestSize, fn)
 }
 
 // FuzzStatusDecode: no answer may crash the decoder; whatever it accepts is

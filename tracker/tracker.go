@@ -185,15 +185,11 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	seedOpts := []cdn.SeedOption{cdn.WithLogger(t.log)}
 	if !cfg.NoDHT {
-		kd, err := dht.New(t.ctx, h, append([]dht.Option{dht.WithBootstrap(cfg.Bootstrap...), dht.WithLogger(t.log)}, cfg.DHTOptions...)...)
+		kd, err := relay.Start(t.ctx, h, st, t.m.reg, cfg.Bootstrap, t.log, cfg.DHTOptions...)
 		if err != nil {
 			return nil, err
 		}
 		t.dht = kd
-		if err := relay.Attach(kd, st); err != nil {
-			return nil, err
-		}
-		t.m.reg.MustRegister(kd.Collectors()...)
 		kd.AdvertiseRole(trackerRole)
 		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
 	}

@@ -86,7 +86,8 @@ func TestConfigRejectsUnknownAndBadYAML(t *testing.T) {
 	}
 }
 
-func TestGetUsageErrors(t *testing.T) {
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
 	for _, args := range [][]string{
 		{"get"},
 		{"get", "http://x/"},
@@ -94,6 +95,10 @@ func TestGetUsageErrors(t *testing.T) {
 		{"get", "http://x/", "-O", "f", "--digest", "md5:00"},
 		{"get", "http://x/", "-O", "f", "-H", "bad header"},
 		{"get", "--no-such-flag"},
+		{"daemon", "--data-dir", dir, "--bootstrap", "/ip4/10.0.0.1/udp/4001/quic-v1"},
+		{"daemon", "--data-dir", dir, "--bootstrap", "not-a-multiaddr"},
+		{"tracker", "--data-dir", dir, "--region", "two words"},
+		{"tracker", "--data-dir", dir, "--zone", strings.Repeat("z", 65)},
 	} {
 		root := newRoot()
 		root.SetArgs(args)

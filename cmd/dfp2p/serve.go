@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/dfp2p/dfp2p/daemon"
+	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/proxy"
 	"github.com/dfp2p/dfp2p/tracker"
@@ -31,10 +32,14 @@ func newTrackerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			dc, err := dhtFlags(v)
+			if err != nil {
+				return err
+			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
-				Region: v.GetString("region"), Zone: v.GetString("zone"), Bootstrap: v.GetStringSlice("bootstrap"), NoDHT: !v.GetBool("dht")})
+				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on})
 			if err != nil {
 				return err
 			}
@@ -117,6 +122,31 @@ func addDHTFlags(f *pflag.FlagSet, bootstrapNote string) {
 	f.Bool("dht", true, "run the DHT (cross-region seeds, trackerless mode); --dht=false turns it off")
 }
 
+type dhtSettings struct {
+	region, zone string
+	bootstrap    []string
+	on           bool
+}
+
+// maxLabel bounds --region and --zone (the tracker truncates longer ones).
+const maxLabel = 64
+
+// dhtFlags reads and checks the flags addDHTFlags adds: a bad bootstrap
+// address or label is a usage error, caught before anything starts.
+func dhtFlags(v *viper.Viper) (dhtSettings, error) {
+	s := dhtSettings{region: v.GetString("region"), zone: v.GetString("zone"),
+		bootstrap: v.GetStringSlice("bootstrap"), on: v.GetBool("dht")}
+	for name, l := range map[string]string{"region": s.region, "zone": s.zone} {
+		if len(l) > maxLabel || strings.ContainsAny(l, " \t\n") {
+			return s, usagef("--%s %q: at most %d characters, no spaces", name, l, maxLabel)
+		}
+	}
+	if _, err := dht.ParseBootstrap("", s.bootstrap); err != nil {
+		return s, usageError{err}
+	}
+	return s, nil
+}
+
 func watermarks(v *viper.Viper) (high, low float64, err error) {
 	high, low = v.GetFloat64("gc-high-watermark"), v.GetFloat64("gc-low-watermark")
 	if high <= 0 || high > 1 || low <= 0 || low >= high {
@@ -143,12 +173,15 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			dc, err := dhtFlags(v)
+			if err != nil {
+				return err
+			}
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
-				Proxy: pc, Region: v.GetString("region"), Zone: v.GetString("zone"),
-				Bootstrap: v.GetStringSlice("bootstrap"), NoDHT: !v.GetBool("dht")})
+				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on})
 			if err != nil {
 				return err
 			}
