@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 )
@@ -57,7 +58,12 @@ type Options struct {
 	Trackers []string // tracker multiaddrs for the in-process peer
 	// Bootstrap lists DHT peers for the in-process peer; with none it runs
 	// no DHT (a short-lived peer would only churn the routing tables).
-	Bootstrap  []string
+	Bootstrap []string
+	// Join is a closed cluster's join token for the in-process peer.
+	Join string
+	// Token is the bearer token sent to the daemon's API (not needed from
+	// the daemon's own host for fetching).
+	Token      string
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 	// Listen overrides the in-process peer's listen addresses.
@@ -109,6 +115,9 @@ func openDaemon(ctx context.Context, o Options, req Request) (Stream, error) {
 		return nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if o.Token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.Token)
+	}
 	resp, err := hc.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the daemon at %s: %w", base, err)
@@ -199,7 +208,14 @@ func openInProcess(ctx context.Context, o Options, req Request) (Stream, error) 
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"}
 	}
-	d, err := daemon.New(daemon.Config{DataDir: dir, Listen: listen, Trackers: o.Trackers, Logger: log,
+	var join *crypto.JoinToken
+	if o.Join != "" {
+		if join, err = crypto.ParseJoinToken(o.Join); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	d, err := daemon.New(daemon.Config{DataDir: dir, Listen: listen, Trackers: o.Trackers, Logger: log, Join: join,
 		GCInterval: -1, NoAddrsFile: true, OriginClient: o.HTTPClient,
 		Bootstrap: o.Bootstrap, NoDHT: len(o.Bootstrap) == 0})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/store"
 )
@@ -44,8 +45,9 @@ type TaskStatus struct {
 func (d *Daemon) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", httpapi.Healthz)
-	mux.HandleFunc("POST /api/v1/fetch", d.handleFetch)
-	mux.HandleFunc("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
+	read := func(h http.HandlerFunc) http.HandlerFunc { return d.auth.Require(crypto.ScopeRead, h) }
+	mux.HandleFunc("POST /api/v1/fetch", read(d.handleFetch))
+	mux.HandleFunc("GET /api/v1/tasks", read(func(w http.ResponseWriter, r *http.Request) {
 		tasks, err := d.st.Tasks()
 		if err != nil {
 			httpapi.Error(w, http.StatusInternalServerError, err.Error())
@@ -56,8 +58,8 @@ func (d *Daemon) apiHandler() http.Handler {
 			out = append(out, d.status(t))
 		}
 		httpapi.JSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("GET /api/v1/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /api/v1/tasks/{id}", read(func(w http.ResponseWriter, r *http.Request) {
 		id := content.TaskID(r.PathValue("id"))
 		if !id.Valid() {
 			httpapi.Error(w, http.StatusBadRequest, "invalid task id")
@@ -81,8 +83,8 @@ func (d *Daemon) apiHandler() http.Handler {
 			return
 		}
 		httpapi.JSON(w, http.StatusOK, d.status(t))
-	})
-	httpapi.Pprof(mux)
+	}))
+	httpapi.Pprof(mux, d.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

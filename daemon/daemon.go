@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
+	"github.com/dfp2p/dfp2p/crypto/member"
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
@@ -66,6 +69,13 @@ type Config struct {
 	NoDHT bool
 	// DHTOptions are extra options for the DHT (tests shorten timings).
 	DHTOptions []dht.Option
+	// Join makes the daemon a member of a closed cluster: it proves the
+	// token's secret to a tracker once, receives a membership certificate
+	// (kept in DIR/membership.cert and renewed) and refuses peers without
+	// one. The token's trackers are added to Trackers. Nil: open cluster.
+	Join *crypto.JoinToken
+	// APICertFile and APIKeyFile serve the HTTP API over TLS when set.
+	APICertFile, APIKeyFile string
 	// WriteAddrs writes DIR/addrs once listening (default true for processes;
 	// in-process peers of `dfp2p get` turn it off).
 	NoAddrsFile bool
@@ -114,6 +124,9 @@ type Daemon struct {
 	xc         *exchange.Client
 	tc         *tracker.Client
 	dht        *dht.DHT
+	members    *member.Members
+	keeper     *member.Keeper
+	auth       *httpapi.Auth
 	originOpts []cdn.Option
 	m          *metrics
 	api        *httpapi.Server
@@ -142,6 +155,9 @@ func New(cfg Config) (*Daemon, error) {
 			_ = d.Close()
 		}
 	}()
+	if cfg.Join != nil {
+		cfg.Trackers = append(append([]string(nil), cfg.Join.Addrs...), cfg.Trackers...)
+	}
 	trackers, err := tracker.ParseAddrs(cfg.Trackers)
 	if err != nil {
 		return nil, err
@@ -159,16 +175,29 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.h = h
 	d.m = newMetrics()
-	d.xs = exchange.NewServer(h, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
+	var ca ed25519.PublicKey
+	if cfg.Join != nil {
+		ca = cfg.Join.CA
+	}
+	if d.members, err = member.New(h, ca, member.WithLogger(d.log)); err != nil {
+		return nil, err
+	}
+	gated := d.members.Host()
+	d.xs = exchange.NewServer(gated, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))
 	d.xc = exchange.NewClient(h, exchange.WithIdleTimeout(cfg.PieceIdleTimeout))
 	if len(trackers) > 0 {
 		d.tc = tracker.NewClient(h, trackers)
 	}
+	if cfg.Join != nil {
+		if err := d.join(trackers); err != nil {
+			return nil, err
+		}
+	}
 	if !cfg.NoDHT {
 		// Trackers run DHT servers: they are the natural way in.
 		boot := append(append([]string(nil), cfg.Bootstrap...), cfg.Trackers...)
-		kd, err := relay.Start(d.ctx, h, st, d.m.reg, boot, d.log, cfg.DHTOptions...)
+		kd, err := relay.Start(d.ctx, gated, st, d.m.reg, boot, d.log, cfg.DHTOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +208,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.originOpts = append(d.originOpts, cdn.WithHTTPClient(cfg.OriginClient))
 	}
 	if cfg.API != "" {
-		api, err := httpapi.Listen(cfg.API, cfg.DataDir, d.apiHandler(), d.log)
+		api, err := httpapi.Listen(cfg.API, cfg.DataDir, d.apiHandler(), d.log, httpapi.WithTLS(cfg.APICertFile, cfg.APIKeyFile))
 		if err != nil {
 			return nil, err
 		}
@@ -255,6 +284,12 @@ func (d *Daemon) Close() error {
 	d.wg.Wait()
 	if d.dht != nil {
 		_ = d.dht.Close()
+	}
+	if d.keeper != nil {
+		d.keeper.Close()
+	}
+	if d.members != nil {
+		d.members.Close()
 	}
 	var err error
 	if d.h != nil {

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/tracker"
 )
@@ -50,7 +51,23 @@ func testData(n int) []byte {
 
 func newDaemon(t *testing.T, trackers []string) *Daemon {
 	t.Helper()
-	d, err := New(Config{DataDir: t.TempDir(), Listen: loopback, API: "127.0.0.1:0", Trackers: trackers, AnnounceInterval: 200 * time.Millisecond})
+	return startDaemon(t, Config{Trackers: trackers})
+}
+
+// newMember is a daemon that joins tr's closed cluster with its join token.
+func newMember(t *testing.T, tr *tracker.Tracker) *Daemon {
+	t.Helper()
+	tok, err := crypto.ParseJoinToken(tr.JoinToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startDaemon(t, Config{Join: tok})
+}
+
+func startDaemon(t *testing.T, cfg Config) *Daemon {
+	t.Helper()
+	cfg.DataDir, cfg.Listen, cfg.API, cfg.AnnounceInterval = t.TempDir(), loopback, "127.0.0.1:0", 200*time.Millisecond
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +99,8 @@ func TestDownloadThroughTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	a := newDaemon(t, tr.Addrs())
-	b := newDaemon(t, tr.Addrs())
+	a := newMember(t, tr)
+	b := newMember(t, tr)
 	url := origin.URL + "/f"
 	sum := sha256.Sum256(data)
 

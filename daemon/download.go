@@ -581,7 +581,7 @@ func (d *Daemon) finishP2P(ctx context.Context, dl *download) (*content.Manifest
 			return nil, trackerErr(err)
 		}
 		if len(resp.Manifest) > 0 {
-			m, err := content.DecodeManifest(resp.Manifest)
+			m, err := d.checkManifest(resp)
 			if err != nil {
 				return nil, err
 			}

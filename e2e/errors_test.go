@@ -18,7 +18,7 @@ func TestGetFailures(t *testing.T) {
 	d := e.daemons(1, tr)[0]
 	modes := map[string][]string{
 		"daemon":     {"--daemon", d.URL()},
-		"in-process": {"--tracker", tr.Addrs[0]},
+		"in-process": {"--join", tr.JoinToken()},
 		"origin":     {},
 	}
 	cases := []struct {

@@ -72,8 +72,12 @@ func TestTrackerless(t *testing.T) {
 		t.Fatalf("the second daemon should have got every byte from its peer: %+v", st)
 	}
 
-	// A daemon whose only tracker is dead falls back to the DHT too.
-	tr := e.tracker()
+	// A daemon whose only tracker is dead falls back to the DHT too (an open
+	// cluster's tracker, like the daemons here).
+	tr, err := e.c.StartTracker("--open")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr.Kill()
 	d3, err := e.c.StartDaemon([]*cluster.Proc{tr}, "--bootstrap", d1.Addrs[0])
 	if err != nil {

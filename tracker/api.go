@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/tracker/scheduler"
 )
@@ -36,7 +37,9 @@ type TaskDetail struct {
 func (t *Tracker) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", httpapi.Healthz)
-	mux.HandleFunc("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) {
+	read := func(h http.HandlerFunc) http.HandlerFunc { return t.auth.Require(crypto.ScopeRead, h) }
+	mux.HandleFunc("POST /api/v1/cluster/revoke", t.auth.Require(crypto.ScopeAdmin, t.revokeHandler))
+	mux.HandleFunc("GET /api/v1/tasks", read(func(w http.ResponseWriter, r *http.Request) {
 		t.mu.Lock()
 		out := make([]TaskInfo, 0, len(t.tasks))
 		for id := range t.tasks {
@@ -45,8 +48,8 @@ func (t *Tracker) apiHandler() http.Handler {
 		t.mu.Unlock()
 		sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 		httpapi.JSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("GET /api/v1/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /api/v1/tasks/{id}", read(func(w http.ResponseWriter, r *http.Request) {
 		id := content.TaskID(r.PathValue("id"))
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -57,14 +60,14 @@ func (t *Tracker) apiHandler() http.Handler {
 		d := TaskDetail{TaskInfo: t.taskInfoLocked(id)}
 		_, d.PeerList, _ = t.sched.Task(string(id))
 		httpapi.JSON(w, http.StatusOK, d)
-	})
-	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /api/v1/peers", read(func(w http.ResponseWriter, r *http.Request) {
 		t.mu.Lock()
 		peers := t.sched.Peers()
 		t.mu.Unlock()
 		httpapi.JSON(w, http.StatusOK, peers)
-	})
-	httpapi.Pprof(mux)
+	}))
+	httpapi.Pprof(mux, t.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -105,6 +105,9 @@ type Response struct {
 	RetryAfterMs int `json:"retry_after_ms,omitempty"`
 
 	Manifest []byte `json:"manifest,omitempty"`
+	// Signed is the manifest signed by the seed (crypto.SignedManifest) in a
+	// closed cluster; members verify it against the cluster CA.
+	Signed []byte `json:"signed,omitempty"`
 }
 
 // Assignment tells a child to fetch Piece (whose CID is CID) from Parent.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto/member"
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
@@ -57,24 +58,38 @@ type Config struct {
 	NoDHT bool
 	// DHTOptions are extra options for the DHT (tests shorten timings).
 	DHTOptions []dht.Option
+	// Open runs an open cluster: no membership certificates, any peer may
+	// register, fetch pieces and make the seed read origins. For demos.
+	Open bool
+	// CAKeyFile is the cluster CA's private key; by default
+	// DIR/cluster-ca.key, created on first start. The trackers of a group,
+	// and of the regions of one cluster, share one CA.
+	CAKeyFile string
+	// CertTTL is how long membership certificates last (DefaultCertTTL).
+	CertTTL time.Duration
+	// APICertFile and APIKeyFile serve the HTTP API over TLS when set.
+	APICertFile, APIKeyFile string
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
 // exchange server and HTTP API.
 type Tracker struct {
-	cfg    Config
-	log    *slog.Logger
-	h      host.Host
-	st     *store.Store
-	seed   *cdn.Seed
-	xs     *exchange.Server
-	dht    *dht.DHT
-	api    *httpapi.Server
-	self   string
-	m      *metrics
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg     Config
+	log     *slog.Logger
+	h       host.Host
+	st      *store.Store
+	seed    *cdn.Seed
+	xs      *exchange.Server
+	dht     *dht.DHT
+	members *member.Members
+	cluster *cluster      // nil in an open cluster
+	auth    *httpapi.Auth // nil in an open cluster
+	api     *httpapi.Server
+	self    string
+	m       *metrics
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu    sync.Mutex
 	sched *scheduler.Scheduler
@@ -175,6 +190,15 @@ func New(cfg Config) (*Tracker, error) {
 	t.h = h
 	t.self = h.ID().String()
 	t.m = newMetrics()
+	if cfg.Open {
+		t.log.Warn("OPEN CLUSTER (--open): any peer may register, fetch pieces and make this tracker read origins; use it for demos only")
+		if t.members, err = member.New(h, nil); err != nil {
+			return nil, err
+		}
+	} else if err := t.startMembership(); err != nil {
+		return nil, err
+	}
+	gated := t.members.Host()
 
 	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) })}
 	if cfg.OriginClient != nil {
@@ -185,7 +209,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	seedOpts := []cdn.SeedOption{cdn.WithLogger(t.log)}
 	if !cfg.NoDHT {
-		kd, err := relay.Start(t.ctx, h, st, t.m.reg, cfg.Bootstrap, t.log, cfg.DHTOptions...)
+		kd, err := relay.Start(t.ctx, gated, st, t.m.reg, cfg.Bootstrap, t.log, cfg.DHTOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -194,12 +218,12 @@ func New(cfg Config) (*Tracker, error) {
 		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
 	}
 	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, seedOpts...)
-	t.xs = exchange.NewServer(h, st, exchange.WithStatus(exchange.StoreStatus(st)),
+	t.xs = exchange.NewServer(gated, st, exchange.WithStatus(exchange.StoreStatus(st)),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
-	h.SetStreamHandler(ProtocolID, t.handleStream)
+	gated.SetStreamHandler(ProtocolID, t.handleStream)
 
 	if cfg.API != "" {
-		api, err := httpapi.Listen(cfg.API, cfg.DataDir, t.apiHandler(), t.log)
+		api, err := httpapi.Listen(cfg.API, cfg.DataDir, t.apiHandler(), t.log, httpapi.WithTLS(cfg.APICertFile, cfg.APIKeyFile))
 		if err != nil {
 			return nil, err
 		}
@@ -254,6 +278,7 @@ func (t *Tracker) Close() error {
 	if t.dht != nil {
 		_ = t.dht.Close()
 	}
+	t.closeMembership()
 	var err error
 	if t.h != nil {
 		err = t.h.Close()
@@ -284,6 +309,7 @@ func (t *Tracker) tickLoop() {
 			t.m.tasks.Set(float64(len(t.tasks)))
 			t.m.peers.Set(float64(len(t.sched.Peers())))
 			t.mu.Unlock()
+			t.reloadRevocations()
 		}
 	}
 }
@@ -619,5 +645,9 @@ func (t *Tracker) manifest(req *Request) *Response {
 	if err != nil {
 		return errResp(err)
 	}
-	return &Response{Task: req.Task, Length: m.Length, PieceSize: m.PieceSize, Complete: true, Manifest: b}
+	signed, err := t.signManifest(b)
+	if err != nil {
+		return errResp(err)
+	}
+	return &Response{Task: req.Task, Length: m.Length, PieceSize: m.PieceSize, Complete: true, Manifest: b, Signed: signed}
 }

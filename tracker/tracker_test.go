@@ -16,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
+	"github.com/dfp2p/dfp2p/crypto/member"
 	"github.com/dfp2p/dfp2p/node"
 )
 
@@ -47,7 +49,33 @@ func newTestTracker(t *testing.T) (*Tracker, *httptest.Server, []byte) {
 	return tr, origin, data
 }
 
+// newPeer is a host that joined tr's closed cluster with its join token,
+// and a tracker client on it.
 func newPeer(t *testing.T, tr *Tracker) (host.Host, *Client) {
+	t.Helper()
+	h, c := newOutsider(t, tr)
+	tok, err := crypto.ParseJoinToken(tr.JoinToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := member.New(h, tok.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k, err := member.StartKeeper(ctx, m, &member.Trackers{M: m, Trackers: c.Trackers(), Secret: tok.Secret}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return h, c
+}
+
+// newOutsider is a host with a valid identity but no membership, and a
+// tracker client on it.
+func newOutsider(t *testing.T, tr *Tracker) (host.Host, *Client) {
 	t.Helper()
 	h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
 	if err != nil {

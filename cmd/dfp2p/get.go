@@ -16,6 +16,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/client"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
 )
 
 func newGetCmd() *cobra.Command {
@@ -38,6 +39,8 @@ func newGetCmd() *cobra.Command {
 	f.String("daemon", "", "local daemon API, http://HOST:PORT (env DFP2P_DAEMON)")
 	f.StringSlice("tracker", nil, "tracker multiaddr for an in-process peer when no daemon is given (repeatable)")
 	f.StringSlice("bootstrap", nil, "DHT peer multiaddr for an in-process peer: find holders without a tracker (repeatable)")
+	f.String("join", "", "join token of a closed cluster, for an in-process peer (env DFP2P_JOIN)")
+	f.String("token", "", "bearer token for the daemon's API (env DFP2P_TOKEN; not needed on the daemon's own host)")
 	f.Duration("timeout", 0, "give up after this long (0 = no limit)")
 	f.Bool("no-progress", false, "do not draw a progress bar")
 	return cmd
@@ -79,8 +82,13 @@ func runGet(cmd *cobra.Command, args []string) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s", t))
 		defer cancel()
 	}
+	if j := v.GetString("join"); j != "" {
+		if _, err := crypto.ParseJoinToken(j); err != nil {
+			return usagef("--join: %v", err)
+		}
+	}
 	opts := client.Options{Daemon: v.GetString("daemon"), Trackers: v.GetStringSlice("tracker"),
-		Bootstrap: v.GetStringSlice("bootstrap"), Logger: log}
+		Bootstrap: v.GetStringSlice("bootstrap"), Join: v.GetString("join"), Token: v.GetString("token"), Logger: log}
 	req := client.Request{URL: args[0], Header: hdr, Digest: v.GetString("digest"), Tag: v.GetString("tag")}
 
 	var bar *progressbar.ProgressBar

@@ -35,7 +35,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
-	root.AddCommand(newInitCmd())
+	root.AddCommand(newInitCmd(), newClusterCmd())
 	return root
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/node"
@@ -39,9 +42,17 @@ func newTrackerCmd() *cobra.Command {
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
-				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on})
+				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on,
+				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
+				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key")})
 			if err != nil {
 				return err
+			}
+			if tok := t.JoinToken(); tok != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "\nJoin daemons to this cluster with:\n\n  dfp2p daemon --join %s\n\n(also in %s)\n\n",
+					tok, filepath.Join(dir, tracker.JoinTokenFile))
+			} else {
+				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: open cluster (--open): any peer may fetch, register and make this tracker read origins. For demos only.")
 			}
 			return runUntilDone(cmd, log, t.Close)
 		},
@@ -53,6 +64,10 @@ func newTrackerCmd() *cobra.Command {
 	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
 	addGCFlags(f)
 	addDHTFlags(f, "other regions' trackers")
+	f.Bool("open", false, "run an OPEN cluster: no membership, any peer may fetch and register (demos only)")
+	f.String("ca", "", "cluster CA key file shared by the trackers of a group or of several regions (default DIR/cluster-ca.key, created on first start)")
+	f.Duration("cert-ttl", tracker.DefaultCertTTL, "lifetime of the membership certificates this tracker issues")
+	addAPITLSFlags(f)
 	return cmd
 }
 
@@ -122,6 +137,12 @@ func addDHTFlags(f *pflag.FlagSet, bootstrapNote string) {
 	f.Bool("dht", true, "run the DHT (cross-region seeds, trackerless mode); --dht=false turns it off")
 }
 
+// addAPITLSFlags adds the HTTPS flags of the HTTP APIs.
+func addAPITLSFlags(f *pflag.FlagSet) {
+	f.String("api-tls-cert", "", "PEM certificate: serve the HTTP API over TLS")
+	f.String("api-tls-key", "", "PEM private key for --api-tls-cert")
+}
+
 type dhtSettings struct {
 	region, zone string
 	bootstrap    []string
@@ -177,11 +198,18 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var join *crypto.JoinToken
+			if s := v.GetString("join"); s != "" {
+				if join, err = crypto.ParseJoinToken(s); err != nil {
+					return usagef("--join: %v", err)
+				}
+			}
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
-				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on})
+				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on, Join: join,
+				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key")})
 			if err != nil {
 				return err
 			}
@@ -195,6 +223,8 @@ func newDaemonCmd() *cobra.Command {
 	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable; tasks are spread over them); none = find peers through the DHT")
 	addGCFlags(f)
 	addDHTFlags(f, "besides the trackers")
+	f.String("join", "", "join token printed by the tracker (DIR/join-token): membership of a closed cluster (env DFP2P_JOIN)")
+	addAPITLSFlags(f)
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
 	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
 	f.String("proxy", "127.0.0.1:65001", "registry mirror and HTTP proxy address; empty to disable")

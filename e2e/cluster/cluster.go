@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,7 @@ type Cluster struct {
 	mu    sync.Mutex
 	procs []*Proc
 	n     int
+	caKey string // the cluster CA key, from the first closed tracker
 }
 
 // New returns an empty cluster that runs bin with data under dir.
@@ -86,8 +88,42 @@ func (c *Cluster) StartDaemon(trackers []*Proc, extra ...string) (*Proc, error) 
 // StartTrackerIn starts a tracker inside site s (nil: on the host's
 // loopback). Its libp2p addresses are on the site's IP; its API listens on
 // 127.0.0.1 inside the site.
+//
+// Trackers run closed clusters (the default): the first one creates the
+// cluster CA, later ones share it (--ca), as the trackers of a group or of
+// several regions of one cluster do. Pass "--open" for an open cluster.
 func (c *Cluster) StartTrackerIn(s *Site, extra ...string) (*Proc, error) {
-	return c.start(s, "tracker", append([]string{"--listen", listenAddrs(s)}, extra...))
+	args := []string{"--listen", listenAddrs(s)}
+	c.mu.Lock()
+	ca := c.caKey
+	c.mu.Unlock()
+	if ca != "" && !slices.Contains(extra, "--open") {
+		args = append(args, "--ca", ca)
+	}
+	p, err := c.start(s, "tracker", append(args, extra...))
+	if err != nil {
+		return nil, err
+	}
+	if key := filepath.Join(p.DataDir, "cluster-ca.key"); ca == "" && fileExists(key) {
+		c.mu.Lock()
+		c.caKey = key
+		c.mu.Unlock()
+	}
+	return p, nil
+}
+
+// JoinToken is a closed cluster tracker's join line ("" for an open one).
+func (p *Proc) JoinToken() string {
+	b, err := os.ReadFile(filepath.Join(p.DataDir, "join-token"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // StartDaemonIn starts a daemon inside site s (nil: on the host's loopback)
@@ -95,7 +131,13 @@ func (c *Cluster) StartTrackerIn(s *Site, extra ...string) (*Proc, error) {
 // (Proc.Proxy) on 127.0.0.1 inside the site.
 func (c *Cluster) StartDaemonIn(s *Site, trackers []*Proc, extra ...string) (*Proc, error) {
 	args := []string{"--listen", listenAddrs(s), "--proxy", "127.0.0.1:0"}
-	for _, t := range trackers {
+	for i, t := range trackers {
+		// A closed cluster's first tracker is joined through its token;
+		// the token names it, so it is not repeated as --tracker.
+		if tok := t.JoinToken(); i == 0 && tok != "" {
+			args = append(args, "--join", tok)
+			continue
+		}
 		args = append(args, "--tracker", t.Addrs[0])
 	}
 	return c.start(s, "daemon", append(args, extra...))

@@ -1,21 +1,25 @@
 // Package httpapi holds the few helpers the tracker's and daemon's HTTP APIs
-// share: JSON answers, one-line JSON errors and the health check.
+// share: JSON answers, one-line JSON errors, the health check, bearer-token
+// authorization and the listener (optionally TLS).
 package httpapi
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/dfp2p/dfp2p/crypto"
 )
 
-// Pprof mounts Go's profiler under /debug/pprof/. The APIs bind to loopback
-// by default; profiles are for operators on the host.
-func Pprof(mux *http.ServeMux) {
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+// Pprof mounts Go's profiler under /debug/pprof/, for tokens with the admin
+// scope (a nil Auth: everyone). The APIs bind to loopback by default;
+// profiles are for operators on the host.
+func Pprof(mux *http.ServeMux, a *Auth) {
+	mux.HandleFunc("GET /debug/pprof/", a.Require(crypto.ScopeAdmin, pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/cmdline", a.Require(crypto.ScopeAdmin, pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", a.Require(crypto.ScopeAdmin, pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", a.Require(crypto.ScopeAdmin, pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", a.Require(crypto.ScopeAdmin, pprof.Trace))
 }
 
 // ErrorBody is the JSON shape of every API error.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,13 +22,39 @@ type Server struct {
 	done chan struct{}
 }
 
+// ListenOption configures Listen.
+type ListenOption func(*listenConfig)
+
+type listenConfig struct{ certFile, keyFile string }
+
+// WithTLS serves HTTPS (TLS 1.2 or later) with the certificate and key in
+// these PEM files. Empty names leave the API on plain HTTP.
+func WithTLS(certFile, keyFile string) ListenOption {
+	return func(c *listenConfig) { c.certFile, c.keyFile = certFile, keyFile }
+}
+
 // Listen serves h on addr (port 0 picks a free port). When dataDir is not
 // empty, the bound address is written to DIR/api atomically, for scripts and
 // test harnesses that started the process with port 0.
-func Listen(addr, dataDir string, h http.Handler, log *slog.Logger) (*Server, error) {
+func Listen(addr, dataDir string, h http.Handler, log *slog.Logger, opts ...ListenOption) (*Server, error) {
+	var lc listenConfig
+	for _, o := range opts {
+		o(&lc)
+	}
+	var tlsCfg *tls.Config
+	if lc.certFile != "" || lc.keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(lc.certFile, lc.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("api TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("api listen %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	if dataDir != "" {
 		if err := fsutil.WriteFileAtomic(filepath.Join(dataDir, "api"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
