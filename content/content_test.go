@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 
@@ -33,6 +34,10 @@ func TestPieceRange(t *testing.T) {
 	off, n := PieceRange(length, ps, 2)
 	if off != 8<<20 || n != 2<<20+5 {
 		t.Fatalf("last piece = %d+%d", off, n)
+	}
+	// A hostile length near the int64 maximum must not overflow.
+	if n := NumPieces(math.MaxInt64, MinValidPieceSize); n <= MaxPieces {
+		t.Fatalf("NumPieces(MaxInt64) = %d, want a count above MaxPieces", n)
 	}
 	if NumPieces(0, ps) != 0 {
 		t.Fatal("empty file has pieces")

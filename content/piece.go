@@ -51,7 +51,13 @@ func NumPieces(length, pieceSize int64) int {
 	if length <= 0 || pieceSize <= 0 {
 		return 0
 	}
-	return int((length + pieceSize - 1) / pieceSize)
+	// Not (length+pieceSize-1)/pieceSize: that overflows for a length near
+	// the int64 maximum (a hostile tracker answer) and goes negative.
+	n := length / pieceSize
+	if length%pieceSize != 0 {
+		n++
+	}
+	return int(n)
 }
 
 // PieceRange is the byte offset and length of piece i.

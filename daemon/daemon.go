@@ -76,6 +76,13 @@ type Config struct {
 	Join *crypto.JoinToken
 	// APICertFile and APIKeyFile serve the HTTP API over TLS when set.
 	APICertFile, APIKeyFile string
+	// EncryptKey (32 bytes) turns on encryption of cached pieces at rest
+	// with EncryptCipher (store.Ciphers; default aes-256-gcm).
+	EncryptKey    []byte
+	EncryptCipher string
+	// Security is the TCP security transport (node.SecurityChoices;
+	// "" = node.DefaultSecurity).
+	Security string
 	// WriteAddrs writes DIR/addrs once listening (default true for processes;
 	// in-process peers of `dfp2p get` turn it off).
 	NoAddrsFile bool
@@ -164,12 +171,13 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	relay := &dht.Relay{}
 	st, err := store.Open(cfg.DataDir, store.WithLogger(d.log), store.WithTTL(cfg.TaskTTL),
-		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark), store.WithEvents(relay.Event))
+		store.WithWatermarks(cfg.HighWatermark, cfg.LowWatermark), store.WithEvents(relay.Event),
+		store.WithEncryption(cfg.EncryptKey, cfg.EncryptCipher))
 	if err != nil {
 		return nil, err
 	}
 	d.st = st
-	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithLogger(d.log))
+	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithSecurity(cfg.Security), node.WithLogger(d.log))
 	if err != nil {
 		return nil, err
 	}

@@ -7,14 +7,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"io/fs"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/tracker"
@@ -194,5 +199,58 @@ func TestAPIErrors(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// A daemon that encrypts its cache at rest keeps no plaintext on disk and
+// still serves its pieces to other members.
+func TestEncryptedCache(t *testing.T) {
+	data := testData(5<<20 + 17)
+	origin := testOrigin(t, data)
+	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	tok, err := crypto.ParseJoinToken(tr.JoinToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{0x5a}, 32)
+	a := startDaemon(t, Config{Join: tok, EncryptKey: key, EncryptCipher: "xchacha20-poly1305"})
+	b := newMember(t, tr)
+	url := origin.URL + "/f"
+	if got, _ := readAll(t, a, url); !bytes.Equal(got, data) {
+		t.Fatal("encrypting daemon: wrong bytes")
+	}
+	sample := data[1<<20 : 1<<20+64]
+	err = filepath.WalkDir(filepath.Join(a.cfg.DataDir, "tasks"), func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, sample) {
+			t.Errorf("plaintext found in %s", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b gets the file from the seed and from a, whose pieces decrypt on the
+	// way out.
+	got, s := readAll(t, b, url)
+	if !bytes.Equal(got, data) {
+		t.Fatal("member b: wrong bytes")
+	}
+	t.Logf("member b: %+v", s.Stats())
+}
+
+// A register answer with an absurd length (a hostile or broken tracker) is
+// an error for that download, not a crash.
+func TestHostileGeometry(t *testing.T) {
+	d := newDaemon(t, nil)
+	if _, err := d.st.EnsureTask(content.TaskID(strings.Repeat("a", 64)), "http://x/", math.MaxInt64, 262144); err == nil {
+		t.Fatal("absurd geometry accepted")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 
 	"github.com/dfp2p/dfp2p/content"
 )
@@ -22,7 +21,7 @@ type Stream struct {
 
 	piece int
 	off   int64
-	cur   *os.File
+	cur   io.ReadCloser
 	left  int64
 	err   error
 }

@@ -68,7 +68,7 @@ func (s *fakeSource) add(t testing.TB, task content.TaskID, idx int, data []byte
 	return PieceRef{Task: task, Index: idx, CID: c}
 }
 
-func (s *fakeSource) OpenPiece(task content.TaskID, idx int) (*os.File, int64, cid.Cid, error) {
+func (s *fakeSource) OpenPiece(task content.TaskID, idx int) (io.ReadCloser, int64, cid.Cid, error) {
 	s.opens.Add(1)
 	if s.block != nil {
 		<-s.block

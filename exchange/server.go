@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -22,13 +21,14 @@ import (
 )
 
 // Source is what a Server serves from. store.(*Store).OpenPiece has this
-// shape. OpenPiece returns the open piece file positioned at the piece's first
-// byte (the server reads it sequentially and closes it), its
-// length and its CID; any error is answered as "not found". A peer serves the
-// pieces it holds while it still downloads others: the server only asks the
-// Source, piece by piece.
+// shape. OpenPiece returns a reader of the piece's bytes positioned at its
+// first byte (the server reads it sequentially and closes it; a store with
+// encryption at rest hands out decrypted bytes), its length and its CID; any
+// error is answered as "not found", and a Read error resets the stream. A
+// peer serves the pieces it holds while it still downloads others: the server
+// only asks the Source, piece by piece.
 type Source interface {
-	OpenPiece(task content.TaskID, idx int) (*os.File, int64, cid.Cid, error)
+	OpenPiece(task content.TaskID, idx int) (io.ReadCloser, int64, cid.Cid, error)
 }
 
 // Server defaults.
@@ -281,7 +281,7 @@ func (s *Server) serve(st network.Stream) error {
 }
 
 // open asks the Source for the piece and checks its CID and size.
-func (s *Server) open(r PieceRef) (*os.File, int64, bool) {
+func (s *Server) open(r PieceRef) (io.ReadCloser, int64, bool) {
 	f, size, c, err := s.src.OpenPiece(r.Task, r.Index)
 	if err != nil {
 		s.cfg.log.Debug("exchange: piece not served", "piece", r, "err", err)
@@ -302,7 +302,7 @@ func (s *Server) acquire() bool {
 
 // upload writes the ok header and size bytes of f. It returns the piece bytes
 // written.
-func (s *Server) upload(st network.Stream, f *os.File, size int64, writeHeader func(header) error) (int64, error) {
+func (s *Server) upload(st network.Stream, f io.Reader, size int64, writeHeader func(header) error) (int64, error) {
 	if err := writeHeader(header{Status: statusOK, Length: size}); err != nil {
 		return 0, err
 	}
@@ -316,7 +316,7 @@ func (s *Server) upload(st network.Stream, f *os.File, size int64, writeHeader f
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return sent, fmt.Errorf("read piece file: %w", err)
+			return sent, fmt.Errorf("read piece: %w", err)
 		}
 		if err := st.SetWriteDeadline(time.Now().Add(s.cfg.idle)); err != nil {
 			return sent, err

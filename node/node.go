@@ -7,8 +7,10 @@
 // Transport choices:
 //   - QUIC v1 is the primary transport (one round trip to connect, no
 //     head-of-line blocking between streams, TLS 1.3 built in).
-//   - TCP is the fallback, secured with Noise (preferred) or TLS 1.3 and
-//     multiplexed with yamux. Plaintext is never offered.
+//   - TCP is the fallback, secured with exactly one of Noise (the default) or
+//     TLS 1.3, chosen with WithSecurity, and multiplexed with yamux. Only the
+//     chosen one is offered, so an operator can pin it; plaintext is never
+//     offered. See docs/TRANSPORT.md.
 //   - No relay, WebSocket, WebTransport or WebRTC: dfp2p peers sit on
 //     reachable cluster networks and move bulk data, which relays cannot.
 package node
@@ -66,8 +68,23 @@ const (
 // goes to disk.
 const rcmgrMemory = 1 << 30
 
+// Security transports for TCP connections (WithSecurity). QUIC always uses
+// TLS 1.3, whatever the choice.
+const (
+	SecurityNoise = "noise" // Noise_XX_25519_ChaChaPoly_SHA256, libp2p protocol /noise
+	SecurityTLS   = "tls"   // TLS 1.3, libp2p protocol /tls/1.0.0
+)
+
+// DefaultSecurity is the TCP security transport used without WithSecurity.
+const DefaultSecurity = SecurityNoise
+
+// SecurityChoices lists the values WithSecurity accepts. There is no
+// plaintext choice.
+var SecurityChoices = []string{SecurityNoise, SecurityTLS}
+
 type config struct {
 	identity    crypto.PrivKey
+	security    string
 	identityDir string
 	listen      []string
 	low, high   int
@@ -97,6 +114,25 @@ func WithListenAddrs(addrs ...string) Option {
 // WithConnLimits sets the connection manager's low and high watermarks.
 func WithConnLimits(low, high int) Option { return func(c *config) { c.low, c.high = low, high } }
 
+// WithSecurity sets the one security transport TCP connections use: "noise"
+// (DefaultSecurity) or "tls" (see SecurityChoices). Only the chosen one is
+// offered and accepted, so two hosts with different choices cannot connect
+// over TCP (they still can over QUIC, which always uses TLS 1.3). An unknown
+// value makes New fail; "" means DefaultSecurity.
+func WithSecurity(s string) Option { return func(c *config) { c.security = s } }
+
+// securityOption maps a WithSecurity value to the libp2p option.
+func securityOption(s string) (libp2p.Option, error) {
+	switch s {
+	case "", SecurityNoise:
+		return libp2p.Security(noise.ID, noise.New), nil
+	case SecurityTLS:
+		return libp2p.Security(libp2ptls.ID, libp2ptls.New), nil
+	default:
+		return nil, fmt.Errorf("node: unknown security transport %q (want one of %s)", s, strings.Join(SecurityChoices, ", "))
+	}
+}
+
 // WithLogger sets the logger for host construction messages.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
@@ -112,6 +148,10 @@ func New(opts ...Option) (host.Host, error) {
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	security, err := securityOption(cfg.security)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.identityDir != "" {
 		if cfg.identity != nil {
@@ -147,10 +187,10 @@ func New(opts ...Option) (host.Host, error) {
 		// QUIC first: go-libp2p's dial ranker tries QUIC before TCP anyway.
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.Transport(tcp.NewTCPTransport),
-		// Security for TCP (QUIC brings its own TLS 1.3). Noise is listed
-		// first so it is preferred; TLS stays for interoperability.
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		// Security for TCP (QUIC brings its own TLS 1.3): the one chosen
+		// transport. Giving libp2p a Security option replaces its defaults,
+		// which would otherwise offer both.
+		security,
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),

@@ -83,12 +83,26 @@ func (s *Store) WritePiece(id content.TaskID, idx int, want cid.Cid, r io.Reader
 			os.Remove(tmp)
 		}
 	}()
-	got, err := copyHashed(f, r, n)
+	var w io.Writer = f
+	var enc *encWriter
+	if s.crypt != nil {
+		if enc, err = s.crypt.newEncWriter(f, id, idx, n); err != nil {
+			return cid.Undef, err
+		}
+		defer enc.release()
+		w = enc
+	}
+	got, err := copyHashed(w, r, n)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("piece %d of task %s: %w", idx, id.Short(), err)
 	}
 	if want.Defined() && !got.Equals(want) {
 		return cid.Undef, fmt.Errorf("%w: piece %d of task %s hashes to %s, want %s", ErrBadPiece, idx, id.Short(), got, want)
+	}
+	if enc != nil {
+		if err := enc.finish(); err != nil {
+			return cid.Undef, err
+		}
 	}
 	if s.opts.sync {
 		if err := f.Sync(); err != nil {
@@ -206,9 +220,14 @@ func (s *Store) Have(id content.TaskID) []bool {
 	return out
 }
 
-// OpenPiece opens a held piece for serving and returns it with its length and
-// CID. The caller closes the file. ErrNotFound if the piece is not held.
-func (s *Store) OpenPiece(id content.TaskID, idx int) (*os.File, int64, cid.Cid, error) {
+// OpenPiece opens a held piece for serving and returns a reader of its
+// plaintext positioned at its first byte, its length and its CID. The caller
+// closes the reader. ErrNotFound if the piece is not held. Without encryption
+// the reader is the piece's *os.File. With encryption every segment is
+// authenticated before any of its bytes are returned: a piece file that fails
+// (tampered, truncated, moved from another piece) makes OpenPiece or Read
+// fail with an ErrBadPiece error, and the piece is dropped from the store.
+func (s *Store) OpenPiece(id content.TaskID, idx int) (io.ReadCloser, int64, cid.Cid, error) {
 	if err := checkID(id); err != nil {
 		return nil, 0, cid.Undef, err
 	}
@@ -231,14 +250,67 @@ func (s *Store) OpenPiece(id content.TaskID, idx int) (*os.File, int64, cid.Cid,
 			s.opts.log.Warn("store: persisting access time", "task", id.Short(), "err", err)
 		}
 	}
-	f, err := os.Open(s.piecePath(id, idx, c))
+	f, err := s.openPieceFile(id, idx, c, n, 0)
 	if errors.Is(err, os.ErrNotExist) { // removed since we looked
 		return nil, 0, cid.Undef, fmt.Errorf("%w: piece %d of task %s not held", ErrNotFound, idx, id.Short())
 	}
 	if err != nil {
-		return nil, 0, cid.Undef, fmt.Errorf("store: %w", err)
+		return nil, 0, cid.Undef, err
 	}
 	return f, n, c, nil
+}
+
+// openPieceFile opens the file of piece idx (CID c, n bytes) and returns a
+// reader of its plaintext from off. A missing file yields an error wrapping
+// os.ErrNotExist. With encryption, a file that fails authentication (at open
+// or on a later Read) yields an ErrBadPiece error and the piece is dropped.
+func (s *Store) openPieceFile(id content.TaskID, idx int, c cid.Cid, n, off int64) (io.ReadCloser, error) {
+	f, err := os.Open(s.piecePath(id, idx, c))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.crypt == nil {
+		if off > 0 {
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("store: %w", err)
+			}
+		}
+		return f, nil
+	}
+	d, err := s.crypt.openReader(f, id, idx, n)
+	if err == nil && off > 0 {
+		err = d.seekPlain(off)
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, ErrBadPiece) {
+			s.dropCorrupt(id, idx, c, err)
+		}
+		return nil, err
+	}
+	d.onBad = func(err error) { s.dropCorrupt(id, idx, c, err) }
+	return d, nil
+}
+
+// dropCorrupt forgets piece idx if it is still held with CID c, after its
+// file failed authentication.
+func (s *Store) dropCorrupt(id content.TaskID, idx int, c cid.Cid, why error) {
+	s.mu.Lock()
+	ts := s.tasks[id]
+	if s.closed || ts == nil || idx >= ts.n || !ts.pieces[idx].Equals(c) {
+		s.mu.Unlock()
+		return
+	}
+	err := s.dropPieceLocked(id, ts, idx)
+	s.mu.Unlock()
+	s.opts.log.Warn("store: removed corrupt piece", "task", id.Short(), "piece", idx, "why", why, "err", err)
+	if err := s.persist(id); err != nil {
+		s.opts.log.Warn("store: persisting task record", "task", id.Short(), "err", err)
+	}
 }
 
 // dropPieceLocked forgets a held piece and removes its file; mu must be held.
@@ -357,7 +429,7 @@ func (s *Store) Verify(id content.TaskID) ([]int, error) {
 			continue
 		}
 		_, n := content.PieceRange(ts.rec.Length, ts.rec.PieceSize, i)
-		ok, err := s.checkFile(s.piecePath(id, i, c), n, c)
+		ok, err := s.checkFile(id, i, c, n)
 		if err != nil {
 			return bad, err
 		}
@@ -383,10 +455,11 @@ func (s *Store) Verify(id content.TaskID) ([]int, error) {
 	return bad, nil
 }
 
-// checkFile reports whether the file holds exactly n bytes hashing to c. A
-// missing file counts as bad.
-func (s *Store) checkFile(path string, n int64, c cid.Cid) (bool, error) {
-	f, err := os.Open(path)
+// checkFile reports whether the file of piece idx (CID c) holds exactly n
+// bytes hashing to c (after decryption, with encryption: a file that fails
+// authentication is bad). A missing file counts as bad.
+func (s *Store) checkFile(id content.TaskID, idx int, c cid.Cid, n int64) (bool, error) {
+	f, err := os.Open(s.piecePath(id, idx, c))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -394,7 +467,19 @@ func (s *Store) checkFile(path string, n int64, c cid.Cid) (bool, error) {
 		return false, fmt.Errorf("store: %w", err)
 	}
 	defer f.Close()
-	got, err := copyHashed(nil, f, n)
+	var r io.Reader = f
+	if s.crypt != nil {
+		d, err := s.crypt.openReader(f, id, idx, n)
+		if errors.Is(err, ErrBadPiece) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		defer d.Close()
+		r = d
+	}
+	got, err := copyHashed(nil, r, n)
 	if errors.Is(err, ErrBadPiece) {
 		return false, nil
 	}

@@ -58,7 +58,7 @@ type reader struct {
 	off       int64
 	length    int64
 	pieceSize int64
-	cur       *os.File
+	cur       io.ReadCloser
 	curEnd    int64 // offset where the current piece ends
 	closed    bool
 }
@@ -75,14 +75,10 @@ func (r *reader) Read(p []byte) (int, error) {
 	}
 	if r.cur == nil {
 		idx := int(r.off / r.pieceSize)
-		f, err := r.openPiece(idx)
+		pieceOff, n := content.PieceRange(r.length, r.pieceSize, idx)
+		f, err := r.openPiece(idx, n, r.off-pieceOff)
 		if err != nil {
 			return 0, err
-		}
-		pieceOff, n := content.PieceRange(r.length, r.pieceSize, idx)
-		if _, err := f.Seek(r.off-pieceOff, io.SeekStart); err != nil {
-			f.Close()
-			return 0, fmt.Errorf("store: %w", err)
 		}
 		r.cur, r.curEnd = f, pieceOff+n
 	}
@@ -104,8 +100,9 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// openPiece opens piece idx, waiting for it if r.ctx is set.
-func (r *reader) openPiece(idx int) (*os.File, error) {
+// openPiece opens piece idx (n bytes) positioned at off, waiting for it if
+// r.ctx is set.
+func (r *reader) openPiece(idx int, n, off int64) (io.ReadCloser, error) {
 	s := r.s
 	var missing cid.Cid // a CID whose file was found missing
 	for {
@@ -125,12 +122,12 @@ func (r *reader) openPiece(idx int) (*os.File, error) {
 			return nil, fmt.Errorf("store: file of piece %d of task %s is missing", idx, r.id.Short())
 		}
 		if c.Defined() {
-			f, err := os.Open(s.piecePath(r.id, idx, c))
+			f, err := s.openPieceFile(r.id, idx, c, n, off)
 			if err == nil {
 				return f, nil
 			}
 			if !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("store: %w", err)
+				return nil, err
 			}
 			// Removed since we looked (a bad piece dropped): wait for it again.
 			if r.ctx == nil {

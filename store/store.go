@@ -63,6 +63,8 @@ type options struct {
 	sync      bool
 	log       *slog.Logger
 	events    func(Event)
+	encKey    []byte
+	encCipher string
 }
 
 // Option configures Open.
@@ -187,9 +189,10 @@ func (ts *taskState) notify() {
 
 // Store holds pieces and task records under one directory.
 type Store struct {
-	dir  string
-	opts options
-	db   *bolt.DB
+	dir   string
+	opts  options
+	db    *bolt.DB
+	crypt *crypter // nil: piece files are plain
 
 	// dbMu serialises record writes and task creation/removal; it is taken
 	// before mu, never while holding mu.
@@ -224,6 +227,15 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: empty dir", ErrInvalid)
 	}
+	var crypt *crypter
+	if o.encKey != nil || o.encCipher != "" {
+		c, err := newCrypter(o.encKey, o.encCipher)
+		if err != nil {
+			return nil, err
+		}
+		crypt = c
+	}
+	o.encKey = nil
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -244,6 +256,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		dir:    dir,
 		opts:   o,
 		db:     db,
+		crypt:  crypt,
 		tasks:  make(map[content.TaskID]*taskState),
 		active: make(map[content.TaskID]int),
 	}
@@ -377,8 +390,9 @@ func (s *Store) scanTask(id content.TaskID, ts *taskState) error {
 			if err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			if _, want := content.PieceRange(ts.rec.Length, ts.rec.PieceSize, idx); info.Size() != want {
-				why = fmt.Sprintf("size %d, want %d", info.Size(), want)
+			_, n := content.PieceRange(ts.rec.Length, ts.rec.PieceSize, idx)
+			if why, err = s.pieceFileProblem(id, idx, n, filepath.Join(dir, name), info.Size()); err != nil {
+				return err
 			}
 		}
 		if why == "" && ts.pieces[idx].Defined() {
@@ -412,6 +426,33 @@ func (s *Store) scanTask(id content.TaskID, ts *taskState) error {
 		ts.rec.Complete = false
 	}
 	return nil
+}
+
+// pieceFileProblem says why the file at path, of the given size, cannot be
+// piece idx (n bytes) of task id, or "" if it can. Without encryption only
+// the size is looked at (a file of the plain size is never opened here); with
+// encryption the header is read and authenticated, but not the segments.
+func (s *Store) pieceFileProblem(id content.TaskID, idx int, n int64, path string, size int64) (string, error) {
+	if s.crypt == nil {
+		if size == n {
+			return "", nil
+		}
+		if size == encodedSize(n) && hasMagic(path) {
+			return "encrypted piece file in a store opened without encryption", nil
+		}
+		return fmt.Sprintf("size %d, want %d", size, n), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	_, err = s.crypt.openReader(f, id, idx, n)
+	var bad *badFileError
+	if errors.As(err, &bad) {
+		return bad.msg, nil
+	}
+	return "", err
 }
 
 func pieceName(idx int, c cid.Cid) string { return strconv.Itoa(idx) + "-" + c.String() }
@@ -524,7 +565,7 @@ func validGeometry(length, pieceSize int64) error {
 	if pieceSize < content.MinValidPieceSize || pieceSize > content.MaxValidPieceSize || pieceSize&(pieceSize-1) != 0 {
 		return fmt.Errorf("%w: piece size %d", ErrInvalid, pieceSize)
 	}
-	if n := content.NumPieces(length, pieceSize); n > content.MaxPieces {
+	if n := content.NumPieces(length, pieceSize); n < 0 || n > content.MaxPieces {
 		return fmt.Errorf("%w: %d pieces exceeds limit %d", ErrInvalid, n, content.MaxPieces)
 	}
 	return nil

@@ -69,6 +69,13 @@ type Config struct {
 	CertTTL time.Duration
 	// APICertFile and APIKeyFile serve the HTTP API over TLS when set.
 	APICertFile, APIKeyFile string
+	// EncryptKey (32 bytes) turns on encryption of the seed's cached pieces
+	// at rest with EncryptCipher (store.Ciphers; default aes-256-gcm).
+	EncryptKey    []byte
+	EncryptCipher string
+	// Security is the TCP security transport (node.SecurityChoices;
+	// "" = node.DefaultSecurity).
+	Security string
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
@@ -171,7 +178,7 @@ func New(cfg Config) (*Tracker, error) {
 		cfg.GCInterval = 15 * time.Minute
 	}
 	relay := &dht.Relay{}
-	sopts := []store.Option{store.WithLogger(t.log), store.WithEvents(relay.Event)}
+	sopts := []store.Option{store.WithLogger(t.log), store.WithEvents(relay.Event), store.WithEncryption(cfg.EncryptKey, cfg.EncryptCipher)}
 	if cfg.TaskTTL > 0 {
 		sopts = append(sopts, store.WithTTL(cfg.TaskTTL))
 	}
@@ -183,7 +190,7 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.st = st
-	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithLogger(t.log))
+	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithSecurity(cfg.Security), node.WithLogger(t.log))
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-	"gopkg.in/yaml.v3"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,7 +34,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
-	root.AddCommand(newInitCmd(), newClusterCmd())
+	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
 	return root
 }
 
@@ -57,22 +56,16 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 		path = os.Getenv("DFP2P_CONFIG")
 	}
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := readConfigFile(path)
 		if err != nil {
 			return nil, usagef("config: %v", err)
 		}
-		var raw map[string]any
-		if err := yaml.Unmarshal(b, &raw); err != nil {
+		raw, err := parseConfigFile(b, known)
+		if err != nil {
 			return nil, usagef("config %s: %v", path, err)
 		}
-		for k := range raw {
-			if !known[k] || k == "config" {
-				return nil, usagef("config %s: unknown key %q", path, k)
-			}
-		}
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		// The map that was checked is the one used: the file is read once.
+		if err := v.MergeConfigMap(raw); err != nil {
 			return nil, usagef("config %s: %v", path, err)
 		}
 	}

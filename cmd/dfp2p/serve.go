@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/proxy"
+	"github.com/dfp2p/dfp2p/store"
 	"github.com/dfp2p/dfp2p/tracker"
 )
 
@@ -39,12 +41,21 @@ func newTrackerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			key, err := encryptKey(v)
+			if err != nil {
+				return err
+			}
+			sec, err := securityFlag(v)
+			if err != nil {
+				return err
+			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
 				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on,
 				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
-				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key")})
+				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
+				EncryptKey: key, EncryptCipher: v.GetString("encrypt-cipher"), Security: sec})
 			if err != nil {
 				return err
 			}
@@ -64,6 +75,8 @@ func newTrackerCmd() *cobra.Command {
 	f.Int("origin-parallel", 4, "concurrent range requests per origin fetch")
 	addGCFlags(f)
 	addDHTFlags(f, "other regions' trackers")
+	addEncryptFlags(f)
+	addSecurityFlag(f)
 	f.Bool("open", false, "run an OPEN cluster: no membership, any peer may fetch and register (demos only)")
 	f.String("ca", "", "cluster CA key file shared by the trackers of a group or of several regions (default DIR/cluster-ca.key, created on first start)")
 	f.Duration("cert-ttl", tracker.DefaultCertTTL, "lifetime of the membership certificates this tracker issues")
@@ -137,6 +150,40 @@ func addDHTFlags(f *pflag.FlagSet, bootstrapNote string) {
 	f.Bool("dht", true, "run the DHT (cross-region seeds, trackerless mode); --dht=false turns it off")
 }
 
+// addEncryptFlags adds the at-rest encryption flags of the piece cache.
+func addEncryptFlags(f *pflag.FlagSet) {
+	f.String("encrypt-key-file", "", "encrypt cached pieces at rest with the 32-byte key in this file (raw, hex or base64; mode 0600)")
+	f.String("encrypt-cipher", store.CipherAES256GCM, "at-rest cipher: "+strings.Join(store.Ciphers, " or "))
+}
+
+// encryptKey reads --encrypt-key-file (nil when not set).
+func encryptKey(v *viper.Viper) ([]byte, error) {
+	path := v.GetString("encrypt-key-file")
+	if path == "" {
+		return nil, nil
+	}
+	key, err := store.LoadKeyFile(path)
+	if err != nil {
+		return nil, usagef("--encrypt-key-file: %v", err)
+	}
+	return key, nil
+}
+
+// addSecurityFlag adds --security, the TCP security transport.
+func addSecurityFlag(f *pflag.FlagSet) {
+	f.String("security", node.DefaultSecurity, "TCP connection security: "+strings.Join(node.SecurityChoices, " or ")+" (QUIC always uses TLS 1.3; there is no plaintext mode)")
+}
+
+// securityFlag reads --security; a value outside node.SecurityChoices is a
+// usage error.
+func securityFlag(v *viper.Viper) (string, error) {
+	s := v.GetString("security")
+	if !slices.Contains(node.SecurityChoices, s) {
+		return "", usagef("--security %q: want one of %s", s, strings.Join(node.SecurityChoices, ", "))
+	}
+	return s, nil
+}
+
 // addAPITLSFlags adds the HTTPS flags of the HTTP APIs.
 func addAPITLSFlags(f *pflag.FlagSet) {
 	f.String("api-tls-cert", "", "PEM certificate: serve the HTTP API over TLS")
@@ -198,6 +245,14 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			key, err := encryptKey(v)
+			if err != nil {
+				return err
+			}
+			sec, err := securityFlag(v)
+			if err != nil {
+				return err
+			}
 			var join *crypto.JoinToken
 			if s := v.GetString("join"); s != "" {
 				if join, err = crypto.ParseJoinToken(s); err != nil {
@@ -209,7 +264,8 @@ func newDaemonCmd() *cobra.Command {
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
 				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on, Join: join,
-				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key")})
+				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
+				EncryptKey: key, EncryptCipher: v.GetString("encrypt-cipher"), Security: sec})
 			if err != nil {
 				return err
 			}
@@ -223,6 +279,8 @@ func newDaemonCmd() *cobra.Command {
 	f.StringSlice("tracker", nil, "tracker multiaddr ending in /p2p/ID (repeatable; tasks are spread over them); none = find peers through the DHT")
 	addGCFlags(f)
 	addDHTFlags(f, "besides the trackers")
+	addEncryptFlags(f)
+	addSecurityFlag(f)
 	f.String("join", "", "join token printed by the tracker (DIR/join-token): membership of a closed cluster (env DFP2P_JOIN)")
 	addAPITLSFlags(f)
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")

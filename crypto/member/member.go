@@ -233,9 +233,16 @@ func (m *Members) Allowed(ctx context.Context, p peer.ID) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, certWait)
 	defer cancel()
-	_ = m.exchange(ctx, p)
-	_, ok := m.Role(p)
-	return ok
+	// Twice: the first may only have waited for an exchange already under
+	// way, which the peer may have answered before it held a certificate
+	// (it connected, then joined).
+	for range 2 {
+		_ = m.exchange(ctx, p)
+		if _, ok := m.Role(p); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Gate wraps a stream handler so that streams from non-members are reset.
