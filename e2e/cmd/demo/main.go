@@ -63,13 +63,15 @@ func run(bin string, size int64, n int) error {
 		return err
 	}
 	fmt.Printf("tracker   %s  (dashboard API http://%s)\n", tr.Addrs[0], tr.API)
+	tok := tr.JoinToken()
+	fmt.Printf("closed cluster; the daemons join with:\n  dfp2p daemon --join %.60s...\n", tok)
 	var ds []*cluster.Proc
 	for i := 0; i < n; i++ {
-		d, err := c.StartDaemon([]*cluster.Proc{tr})
+		d, err := c.StartDaemon([]*cluster.Proc{tr}) // passes --join with the tracker's token
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-9s %s\n", d.Name, d.Addrs[0])
+		fmt.Printf("%-9s %s  (member)\n", d.Name, d.Addrs[0])
 		ds = append(ds, d)
 	}
 	url := origin.FileURL(f.Name)
