@@ -190,6 +190,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.members, err = member.New(h, ca, member.WithLogger(d.log)); err != nil {
 		return nil, err
 	}
+	d.m.reg.MustRegister(d.members.Collectors()...)
 	gated := d.members.Host()
 	d.xs = exchange.NewServer(gated, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))

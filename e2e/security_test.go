@@ -59,6 +59,9 @@ func TestClosedCluster(t *testing.T) {
 	if n := metric(t, tr, "dfp2p_origin_bytes_total"); n != 0 {
 		t.Fatalf("an outsider made the tracker read %v bytes from the origin", n)
 	}
+	if n := metric(t, tr, "dfp2p_member_refused_streams_total"); n == 0 {
+		t.Fatal("the tracker counted no refused streams")
+	}
 
 	// The member is served by the seed.
 	if st := get(member, "member"); st.SeedBytes != size || st.OriginBytes != 0 {

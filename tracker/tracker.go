@@ -205,6 +205,7 @@ func New(cfg Config) (*Tracker, error) {
 	} else if err := t.startMembership(); err != nil {
 		return nil, err
 	}
+	t.m.reg.MustRegister(t.members.Collectors()...)
 	gated := t.members.Host()
 
 	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) })}
