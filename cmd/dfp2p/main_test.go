@@ -99,6 +99,11 @@ func TestUsageErrors(t *testing.T) {
 		{"daemon", "--data-dir", dir, "--bootstrap", "not-a-multiaddr"},
 		{"tracker", "--data-dir", dir, "--region", "two words"},
 		{"tracker", "--data-dir", dir, "--zone", strings.Repeat("z", 65)},
+		{"daemon", "--data-dir", dir, "--encrypt-cipher", "xchacha20-poly1305"},
+		{"daemon", "--data-dir", dir, "--encrypt-cipher", "rot13", "--encrypt-key-file", "/nonexistent"},
+		{"daemon", "--data-dir", dir, "--encrypt-key-file", "/nonexistent"},
+		{"tracker", "--data-dir", dir, "--security", "plaintext"},
+		{"daemon", "--data-dir", dir, "--join", "not-a-token"},
 	} {
 		root := newRoot()
 		root.SetArgs(args)

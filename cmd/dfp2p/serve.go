@@ -41,7 +41,7 @@ func newTrackerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := encryptKey(v)
+			key, cipher, err := encryption(v)
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ func newTrackerCmd() *cobra.Command {
 				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on,
 				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: key, EncryptCipher: v.GetString("encrypt-cipher"), Security: sec})
+				EncryptKey: key, EncryptCipher: cipher, Security: sec})
 			if err != nil {
 				return err
 			}
@@ -153,20 +153,26 @@ func addDHTFlags(f *pflag.FlagSet, bootstrapNote string) {
 // addEncryptFlags adds the at-rest encryption flags of the piece cache.
 func addEncryptFlags(f *pflag.FlagSet) {
 	f.String("encrypt-key-file", "", "encrypt cached pieces at rest with the 32-byte key in this file (raw, hex or base64; mode 0600)")
-	f.String("encrypt-cipher", store.CipherAES256GCM, "at-rest cipher: "+strings.Join(store.Ciphers, " or "))
+	f.String("encrypt-cipher", "", "at-rest cipher: "+strings.Join(store.Ciphers, " or ")+" (default "+store.CipherAES256GCM+" when a key is given)")
 }
 
-// encryptKey reads --encrypt-key-file (nil when not set).
-func encryptKey(v *viper.Viper) ([]byte, error) {
-	path := v.GetString("encrypt-key-file")
+// encryption reads and checks --encrypt-key-file and --encrypt-cipher
+// (nil key: encryption off).
+func encryption(v *viper.Viper) (key []byte, cipher string, err error) {
+	path, cipher := v.GetString("encrypt-key-file"), v.GetString("encrypt-cipher")
+	if cipher != "" && !slices.ContainsFunc(store.Ciphers, func(c string) bool { return strings.EqualFold(c, cipher) }) {
+		return nil, "", usagef("--encrypt-cipher %q: want one of %s", cipher, strings.Join(store.Ciphers, ", "))
+	}
 	if path == "" {
-		return nil, nil
+		if cipher != "" {
+			return nil, "", usagef("--encrypt-cipher needs --encrypt-key-file")
+		}
+		return nil, "", nil
 	}
-	key, err := store.LoadKeyFile(path)
-	if err != nil {
-		return nil, usagef("--encrypt-key-file: %v", err)
+	if key, err = store.LoadKeyFile(path); err != nil {
+		return nil, "", usagef("--encrypt-key-file: %v", err)
 	}
-	return key, nil
+	return key, cipher, nil
 }
 
 // addSecurityFlag adds --security, the TCP security transport.
@@ -245,7 +251,7 @@ func newDaemonCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := encryptKey(v)
+			key, cipher, err := encryption(v)
 			if err != nil {
 				return err
 			}
@@ -265,7 +271,7 @@ func newDaemonCmd() *cobra.Command {
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
 				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on, Join: join,
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: key, EncryptCipher: v.GetString("encrypt-cipher"), Security: sec})
+				EncryptKey: key, EncryptCipher: cipher, Security: sec})
 			if err != nil {
 				return err
 			}
