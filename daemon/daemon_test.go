@@ -254,3 +254,49 @@ func TestHostileGeometry(t *testing.T) {
 		t.Fatal("absurd geometry accepted")
 	}
 }
+
+// In a closed cluster the daemon accepts only a manifest whose seed
+// signature verifies against the CA: an unsigned, altered or foreign-signed
+// manifest is refused before any CID in it is used.
+func TestManifestSignatureChecked(t *testing.T) {
+	data := testData(3<<20 + 5)
+	origin := testOrigin(t, data)
+	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	d := newMember(t, tr)
+	readAll(t, d, origin.URL+"/f") // a real signed manifest reaches the store
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := d.tc.Call(ctx, &tracker.Request{Type: tracker.TypeManifest, Task: mustTask(t, origin.URL+"/f")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.checkManifest(resp); err != nil {
+		t.Fatalf("genuine manifest refused: %v", err)
+	}
+	unsigned := *resp
+	unsigned.Signed = nil
+	altered := *resp
+	altered.Manifest = bytes.Replace(resp.Manifest, []byte(`"length":`), []byte(`"length":9`), 1)
+	sm, _ := crypto.DecodeSignedManifest(resp.Signed)
+	sm.Manifest = altered.Manifest
+	forgedBytes, _ := sm.Encode()
+	forged := *resp
+	forged.Manifest, forged.Signed = altered.Manifest, forgedBytes
+	for name, r := range map[string]*tracker.Response{"unsigned": &unsigned, "altered": &altered, "re-wrapped": &forged} {
+		if _, err := d.checkManifest(r); err == nil {
+			t.Errorf("%s manifest accepted", name)
+		}
+	}
+}
+
+func mustTask(t *testing.T, url string) content.TaskID {
+	id, err := content.TaskIDFor(url, "", "", content.DefaultQueryFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
