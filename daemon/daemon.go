@@ -83,6 +83,13 @@ type Config struct {
 	// Security is the TCP security transport (node.SecurityChoices;
 	// "" = node.DefaultSecurity).
 	Security string
+	// NodeOptions are extra options for the libp2p host (the simulation
+	// runner supplies its UDP sockets).
+	NodeOptions []node.Option
+	// Host, when set, is used instead of building one (in-process
+	// simulations on a simulated network). It stays the caller's: Close
+	// does not close it, and Listen, Security and NodeOptions are ignored.
+	Host host.Host
 	// WriteAddrs writes DIR/addrs once listening (default true for processes;
 	// in-process peers of `dfp2p get` turn it off).
 	NoAddrsFile bool
@@ -177,9 +184,13 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.st = st
-	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithSecurity(cfg.Security), node.WithLogger(d.log))
-	if err != nil {
-		return nil, err
+	h := cfg.Host
+	if h == nil {
+		h, err = node.New(append([]node.Option{node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...),
+			node.WithSecurity(cfg.Security), node.WithLogger(d.log)}, cfg.NodeOptions...)...)
+		if err != nil {
+			return nil, err
+		}
 	}
 	d.h = h
 	d.m = newMetrics()
@@ -301,7 +312,7 @@ func (d *Daemon) Close() error {
 		d.members.Close()
 	}
 	var err error
-	if d.h != nil {
+	if d.h != nil && d.cfg.Host == nil {
 		err = d.h.Close()
 	}
 	if d.st != nil {

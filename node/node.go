@@ -16,10 +16,12 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -37,9 +39,12 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/quic-go/quic-go"
+	"go.uber.org/fx"
 
 	"github.com/dfp2p/dfp2p/internal/fsutil"
 )
@@ -90,6 +95,7 @@ type config struct {
 	low, high   int
 	log         *slog.Logger
 	listenIsSet bool
+	listenUDP   func(network string, laddr *net.UDPAddr) (net.PacketConn, error)
 }
 
 // Option configures New.
@@ -131,6 +137,14 @@ func securityOption(s string) (libp2p.Option, error) {
 	default:
 		return nil, fmt.Errorf("node: unknown security transport %q (want one of %s)", s, strings.Join(SecurityChoices, ", "))
 	}
+}
+
+// WithListenUDP supplies the UDP sockets QUIC listens and dials on (go-libp2p's
+// quicreuse.OverrideListenUDP). The simulation runner wraps them to add
+// latency, jitter and loss in user space where kernel netem is missing. The
+// wrapper must not embed *net.UDPConn, or quic-go's OOB path bypasses it.
+func WithListenUDP(f func(network string, laddr *net.UDPAddr) (net.PacketConn, error)) Option {
+	return func(c *config) { c.listenUDP = f }
 }
 
 // WithLogger sets the logger for host construction messages.
@@ -202,6 +216,9 @@ func New(opts ...Option) (host.Host, error) {
 	}
 	if len(cfg.listen) == 0 {
 		lopts = append(lopts, libp2p.NoListenAddrs)
+	}
+	if cfg.listenUDP != nil {
+		lopts = append(lopts, libp2p.QUICReuse(quicConnManager(cfg.listenUDP)))
 	}
 	h, err := libp2p.New(lopts...)
 	if err != nil {
@@ -339,6 +356,36 @@ func connRateLimiter() *rate.Limiter {
 			IPv6SubnetLimits: []rate.SubnetLimit{{PrefixLength: 56, Limit: public}},
 			GracePeriod:      time.Minute,
 		},
+	}
+}
+
+// quicConnManager is go-libp2p's default QUIC connection manager (inbound
+// connections accounted by the resource manager, source addresses verified
+// by it, closed with the host) with the UDP sockets from listen. Supplying
+// a manager replaces libp2p's whole default, so all of it is rebuilt here.
+func quicConnManager(listen func(string, *net.UDPAddr) (net.PacketConn, error)) any {
+	return func(key quic.StatelessResetKey, tokens quic.TokenGeneratorKey, rm network.ResourceManager, lc fx.Lifecycle) (*quicreuse.ConnManager, error) {
+		cm, err := quicreuse.NewConnManager(key, tokens,
+			quicreuse.OverrideListenUDP(listen),
+			quicreuse.ConnContext(func(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+				addr, err := quicreuse.ToQuicMultiaddr(ci.RemoteAddr, quic.Version1)
+				if err != nil {
+					addr = nil
+				}
+				scope, err := rm.OpenConnection(network.DirInbound, false, addr)
+				if err != nil {
+					return ctx, err
+				}
+				ctx = network.WithConnManagementScope(ctx, scope)
+				context.AfterFunc(ctx, scope.Done)
+				return ctx, nil
+			}),
+			quicreuse.VerifySourceAddress(rm.VerifySourceAddress))
+		if err != nil {
+			return nil, err
+		}
+		lc.Append(fx.StopHook(cm.Close))
+		return cm, nil
 	}
 }
 

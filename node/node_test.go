@@ -5,9 +5,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,5 +317,43 @@ func TestConnLimitsPerAddress(t *testing.T) {
 	}
 	if got := open("/ip4/203.0.113.7/udp/4001/quic-v1", publicConnsPerAddr+10); got != publicConnsPerAddr {
 		t.Fatalf("public address: %d connections accepted, want %d", got, publicConnsPerAddr)
+	}
+}
+
+// countingConn counts the datagrams QUIC sends through a supplied socket.
+type countingConn struct {
+	net.PacketConn
+	sent *atomic.Int64
+}
+
+func (c countingConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	c.sent.Add(1)
+	return c.PacketConn.WriteTo(b, a)
+}
+
+// WithListenUDP hands QUIC the caller's sockets: traffic goes through them.
+func TestListenUDPOverride(t *testing.T) {
+	var sent atomic.Int64
+	h1, err := New(WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"), WithListenUDP(func(network string, laddr *net.UDPAddr) (net.PacketConn, error) {
+		c, err := net.ListenUDP(network, laddr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, &sent}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	h2, err := New(WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if err := h1.Connect(context.Background(), peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if sent.Load() == 0 {
+		t.Fatal("no datagram went through the supplied socket")
 	}
 }

@@ -76,6 +76,13 @@ type Config struct {
 	// Security is the TCP security transport (node.SecurityChoices;
 	// "" = node.DefaultSecurity).
 	Security string
+	// NodeOptions are extra options for the libp2p host (the simulation
+	// runner supplies its UDP sockets).
+	NodeOptions []node.Option
+	// Host, when set, is used instead of building one (in-process
+	// simulations on a simulated network). It stays the caller's: Close
+	// does not close it, and Listen, Security and NodeOptions are ignored.
+	Host host.Host
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
@@ -190,9 +197,13 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.st = st
-	h, err := node.New(node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...), node.WithSecurity(cfg.Security), node.WithLogger(t.log))
-	if err != nil {
-		return nil, err
+	h := cfg.Host
+	if h == nil {
+		h, err = node.New(append([]node.Option{node.WithIdentityDir(cfg.DataDir), node.WithListenAddrs(cfg.Listen...),
+			node.WithSecurity(cfg.Security), node.WithLogger(t.log)}, cfg.NodeOptions...)...)
+		if err != nil {
+			return nil, err
+		}
 	}
 	t.h = h
 	t.self = h.ID().String()
@@ -288,7 +299,7 @@ func (t *Tracker) Close() error {
 	}
 	t.closeMembership()
 	var err error
-	if t.h != nil {
+	if t.h != nil && t.cfg.Host == nil {
 		err = t.h.Close()
 	}
 	if t.st != nil {
