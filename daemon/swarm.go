@@ -22,11 +22,15 @@ const swarmSettle = time.Second
 // wrapping swarm.ErrNoProviders or swarm.ErrStalled when the caller should
 // read the origin instead.
 func (d *Daemon) fetchSwarm(ctx context.Context, dl *download) (*content.Manifest, error) {
-	f := swarm.New(d.h, d.xc, d.st, d.dht, swarm.WithLogger(d.log), swarm.WithMaxConcurrent(d.cfg.MaxConcurrentPieces),
+	opts := []swarm.Option{swarm.WithLogger(d.log), swarm.WithMaxConcurrent(d.cfg.MaxConcurrentPieces),
 		swarm.WithByteCounter(func(_ peer.ID, n int64) {
 			dl.peers.Add(n)
 			d.m.bytes.WithLabelValues("peer").Add(float64(n))
-		}))
+		})}
+	if !d.members.Open() {
+		opts = append(opts, swarm.WithManifestCheck(swarm.SignedBy(d.members.CA())))
+	}
+	f := swarm.New(d.h, d.xc, d.st, d.dht, opts...)
 	digest := ""
 	if dl.req.Digest != "" {
 		digest = string(dl.task)

@@ -158,9 +158,10 @@ func (c *Client) fetchBatch(ctx context.Context, p peer.ID, refs []PieceRef, bat
 	if _, err := st.Write(rb.Bytes()); err != nil {
 		return fmt.Errorf("exchange: send request to %s: %w", p, err)
 	}
-	if err := st.CloseWrite(); err != nil {
-		return fmt.Errorf("exchange: send request to %s: %w", p, err)
-	}
+	// The request is written. CloseWrite fails if the server has already
+	// answered everything and closed (which stops our write direction);
+	// its answers are still there to read.
+	_ = st.CloseWrite()
 
 	br := bufio.NewReaderSize(st, 32<<10)
 	for _, i := range batch {

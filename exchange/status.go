@@ -55,7 +55,18 @@ type Status struct {
 	// Manifest is the canonical encoded manifest; set only when the peer
 	// holds the complete task.
 	Manifest []byte
+	// Signer and Sig, with Manifest, form the seed's signature of the
+	// manifest (crypto.SignedManifest: the signer's certificate and its
+	// signature) in a closed cluster; empty when the peer has none.
+	Signer, Sig []byte
 }
+
+// Bounds of the signature fields (an ed25519 signature is 64 bytes, a
+// certificate under 1 KiB).
+const (
+	maxSignerSize = 2 << 10
+	maxSigSize    = 1 << 10
+)
 
 // NumPieces is the number of pieces of the task.
 func (s *Status) NumPieces() int { return content.NumPieces(s.Length, s.PieceSize) }
@@ -67,6 +78,12 @@ func (s *Status) NumPieces() int { return content.NumPieces(s.Length, s.PieceSiz
 // this task, length and piece size, comes with every piece held, and lists
 // the CIDs claimed.
 func (s *Status) Validate() error {
+	if len(s.Signer) > maxSignerSize || len(s.Sig) > maxSigSize {
+		return fmt.Errorf("signature fields too large (%d, %d bytes)", len(s.Signer), len(s.Sig))
+	}
+	if (len(s.Signer) > 0 || len(s.Sig) > 0) && len(s.Manifest) == 0 {
+		return errors.New("a manifest signature without a manifest")
+	}
 	if !s.Task.Valid() {
 		return fmt.Errorf("invalid task id %q", truncate(string(s.Task), 80))
 	}
@@ -232,6 +249,8 @@ type statusResponse struct {
 	// each, concatenated in index order (base64 in JSON).
 	Digests  []byte          `json:"digests,omitempty"`
 	Manifest json.RawMessage `json:"manifest,omitempty"`
+	Signer   []byte          `json:"signer,omitempty"`
+	Sig      []byte          `json:"sig,omitempty"`
 }
 
 // encodeStatus turns a valid status into its wire form.
@@ -244,6 +263,8 @@ func encodeStatus(s *Status) (statusResponse, error) {
 		Have:      s.Have,
 		Digests:   make([]byte, 0, len(s.CIDs)*sha256.Size),
 		Manifest:  json.RawMessage(s.Manifest),
+		Signer:    s.Signer,
+		Sig:       s.Sig,
 	}
 	for _, c := range s.CIDs {
 		d, err := content.SHA256Of(c)
@@ -293,6 +314,7 @@ func decodeStatus(b []byte, task content.TaskID) (*Status, error) {
 	if len(r.Manifest) > 0 {
 		s.Manifest = []byte(r.Manifest)
 	}
+	s.Signer, s.Sig = r.Signer, r.Sig
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: status: %v", ErrProtocol, err)
 	}

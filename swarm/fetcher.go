@@ -88,6 +88,9 @@ type config struct {
 	counter       func(peer.ID, int64)
 	maxProviders  int
 	picker        []PickerOption
+	// checkManifest vets a provider's manifest (its signature); a manifest
+	// that fails is ignored and the provider counts as a partial one.
+	checkManifest func(*exchange.Status) error
 	// patient: the first lookup keeps retrying until the lookup timeout
 	// instead of once (FetchOrElect waits for an elected reader's first
 	// pieces).
@@ -129,6 +132,15 @@ func WithStarveTimeout(d time.Duration) Option {
 			c.starve = d
 		}
 	}
+}
+
+// WithManifestCheck makes the fetcher use a provider's manifest only if fn
+// accepts it (in a closed cluster: the seed's signature verifies against the
+// cluster CA). Other providers' manifests are ignored; their pieces are
+// still used, each verified against its CID, and the manifest is then built
+// from the pieces.
+func WithManifestCheck(fn func(*exchange.Status) error) Option {
+	return func(c *config) { c.checkManifest = fn }
 }
 
 // WithMaxConcurrent bounds the pieces in flight at once, over all providers
@@ -466,6 +478,12 @@ func lookup(ctx context.Context, f *Fetcher, task content.TaskID, known []peer.A
 			}
 			defer func() { <-sem }()
 			round.status[i], round.errs[i] = poll(ctx, f, task, ai.ID)
+			if st := round.status[i]; st != nil && len(st.Manifest) > 0 && f.cfg.checkManifest != nil {
+				if err := f.cfg.checkManifest(st); err != nil {
+					f.cfg.log.Warn("swarm: ignoring a provider's manifest", "peer", ai.ID, "task", task.Short(), "err", err)
+					st.Manifest, st.Signer, st.Sig = nil, nil, nil
+				}
+			}
 		})
 	}
 	wg.Wait()

@@ -23,11 +23,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	crand "crypto/rand"
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/store"
+	lpcrypto "github.com/libp2p/go-libp2p/core/crypto"
 )
 
 const ps = content.MinPieceSize // the piece size the rule picks for the test files
@@ -660,5 +663,63 @@ func TestFetchStarved(t *testing.T) {
 	}
 	if got := fmt.Sprint(cl.st.Have(f.id)); got != "[true true false false]" {
 		t.Fatalf("kept %s, want the two pieces the provider had", got)
+	}
+}
+
+// A manifest the check refuses is ignored: the download still completes from
+// the providers' pieces, and the manifest is built from them.
+func TestFetchManifestCheck(t *testing.T) {
+	f := newTestFile(t, 6<<20, 12)
+	a := newProvider(t, f, nil)
+	var checked atomic.Int32
+	cl := newClient(t, WithManifestCheck(func(st *exchange.Status) error {
+		checked.Add(1)
+		return errors.New("not signed by the cluster")
+	}))
+	cl.finder.set(a)
+	m, err := cl.f.Fetch(context.Background(), Request{Task: f.id, URL: f.url}, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, cl.log)
+	}
+	cl.check(t, f, m)
+	if checked.Load() == 0 || !strings.Contains(cl.log.String(), "ignoring a provider's manifest") {
+		t.Fatal("the manifest check was not applied")
+	}
+}
+
+// SignedBy accepts a manifest signed under the cluster CA and refuses an
+// unsigned one, another CA's and a tampered one.
+func TestSignedBy(t *testing.T) {
+	f := newTestFile(t, 2<<20, 13)
+	mb, _ := f.m.Encode()
+	ca, _ := crypto.NewCA()
+	other, _ := crypto.NewCA()
+	sk, _, _ := lpcrypto.GenerateEd25519Key(crand.Reader)
+	id, _ := peer.IDFromPrivateKey(sk)
+	sign := func(ca *crypto.CA) *exchange.Status {
+		cert, err := ca.Issue(id, crypto.RoleSeed, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm, err := crypto.SignManifest(mb, sk, cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &exchange.Status{Manifest: mb, Signer: sm.Cert, Sig: sm.Sig}
+	}
+	check := SignedBy(ca.Public())
+	if err := check(sign(ca)); err != nil {
+		t.Fatalf("genuine signature refused: %v", err)
+	}
+	if check(&exchange.Status{Manifest: mb}) == nil {
+		t.Fatal("unsigned manifest accepted")
+	}
+	if check(sign(other)) == nil {
+		t.Fatal("another CA's signature accepted")
+	}
+	st := sign(ca)
+	st.Manifest = bytes.Replace(mb, []byte(`"length":`), []byte(`"length":7`), 1)
+	if check(st) == nil {
+		t.Fatal("tampered manifest accepted")
 	}
 }

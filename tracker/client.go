@@ -169,10 +169,10 @@ func (c *Client) callOne(ctx context.Context, p peer.ID, req *Request) (*Respons
 		_ = s.Reset()
 		return nil, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		_ = s.Reset()
-		return nil, err
-	}
+	// The request is written. CloseWrite may fail if the tracker already
+	// answered and closed its side (it reads only the one message), which
+	// cancels our write direction: the answer is still there to read.
+	_ = s.CloseWrite()
 	var resp Response
 	if err := wire.ReadMsg(bufio.NewReader(s), maxResponseSize, &resp); err != nil {
 		_ = s.Reset()

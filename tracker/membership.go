@@ -14,8 +14,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/crypto/member"
+	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/fsutil"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
 	"github.com/dfp2p/dfp2p/node"
@@ -199,6 +201,15 @@ func Revoke(dir string, ca *crypto.CA, p peer.ID) (*crypto.RevocationList, error
 // under its tracker certificate, for members to verify against the CA. In
 // an open cluster it returns nil.
 func (t *Tracker) signManifest(manifest []byte) ([]byte, error) {
+	sm, err := t.sign(manifest)
+	if sm == nil || err != nil {
+		return nil, err
+	}
+	return sm.Encode()
+}
+
+// sign signs an encoded manifest (nil in an open cluster).
+func (t *Tracker) sign(manifest []byte) (*crypto.SignedManifest, error) {
 	if t.cluster == nil {
 		return nil, nil
 	}
@@ -206,11 +217,22 @@ func (t *Tracker) signManifest(manifest []byte) ([]byte, error) {
 	if cert == nil {
 		return nil, errors.New("tracker has no certificate yet")
 	}
-	sm, err := crypto.SignManifest(manifest, t.h.Peerstore().PrivKey(t.h.ID()), cert)
-	if err != nil {
-		return nil, err
+	return crypto.SignManifest(manifest, t.h.Peerstore().PrivKey(t.h.ID()), cert)
+}
+
+// signedStatus adds the seed's signature to the manifests in the status
+// answers of its store, for other regions' seeds and trackerless members.
+func (t *Tracker) signedStatus(fn func(content.TaskID) (*exchange.Status, error)) func(content.TaskID) (*exchange.Status, error) {
+	return func(id content.TaskID) (*exchange.Status, error) {
+		st, err := fn(id)
+		if err != nil || st == nil || len(st.Manifest) == 0 {
+			return st, err
+		}
+		if sm, err := t.sign(st.Manifest); err == nil && sm != nil {
+			st.Signer, st.Sig = sm.Cert, sm.Sig
+		}
+		return st, nil
 	}
-	return sm.Encode()
 }
 
 // revokeHandler is POST /api/v1/cluster/revoke {"peer": ID} (scope admin).

@@ -62,8 +62,12 @@ func (p *peerSource) otherTrackers(ctx context.Context) bool {
 
 func (p *peerSource) Fetch(ctx context.Context, req cdn.Request, obs cdn.Observer) (*content.Manifest, error) {
 	t := p.t
-	f := swarm.New(t.h, p.xc, t.st, t.dht, swarm.WithLogger(t.log),
-		swarm.WithByteCounter(func(_ peer.ID, n int64) { t.m.peerBytes.Add(float64(n)) }))
+	opts := []swarm.Option{swarm.WithLogger(t.log),
+		swarm.WithByteCounter(func(_ peer.ID, n int64) { t.m.peerBytes.Add(float64(n)) })}
+	if !t.members.Open() {
+		opts = append(opts, swarm.WithManifestCheck(swarm.SignedBy(t.members.CA())))
+	}
+	f := swarm.New(t.h, p.xc, t.st, t.dht, opts...)
 	settle := time.Duration(0)
 	if p.otherTrackers(ctx) {
 		settle = electSettle

@@ -237,7 +237,7 @@ func New(cfg Config) (*Tracker, error) {
 		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
 	}
 	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, seedOpts...)
-	t.xs = exchange.NewServer(gated, st, exchange.WithStatus(exchange.StoreStatus(st)),
+	t.xs = exchange.NewServer(gated, st, exchange.WithStatus(t.signedStatus(exchange.StoreStatus(st))),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
 	gated.SetStreamHandler(ProtocolID, t.handleStream)
 
