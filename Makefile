@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Unit tests run with the race detector; end-to-end tests run real processes.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build test unit e2e vet demo bench fuzz clean deps
+.PHONY: all build test unit e2e vet demo bench fuzz clean deps sim
 
 all: build
 
@@ -32,6 +32,13 @@ e2e:
 
 demo: build
 	$(GO) run ./e2e/cmd/demo -bin $(BIN)
+
+# sim runs the testground plan locally (root: network namespaces, tc): 20 leechers,
+# 1 seed, 64 MiB, 20 Mbit/s, 20 ms; dfp2p vs HTTP vs BitTorrent. Results in
+# testground/results/latest/ (summary.json, summary.csv, plots). docs/SIMULATIONS.md
+sim:
+	@./scripts/deps.sh aria2 mktorrent opentracker iproute2
+	cd testground && $(GO) run ./cmd/sim $(SIMFLAGS)
 
 bench:
 	./scripts/bench.sh
