@@ -28,34 +28,17 @@ func newTrackerCmd() *cobra.Command {
 		Short: "Run the tracker: peer registry, piece scheduler and CDN seed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, log, dir, err := serverSetup(cmd)
-			if err != nil {
-				return err
-			}
-			node.CheckUDPBuffers(log)
-			high, low, err := watermarks(v)
-			if err != nil {
-				return err
-			}
-			dc, err := dhtFlags(v)
-			if err != nil {
-				return err
-			}
-			key, cipher, err := encryption(v)
-			if err != nil {
-				return err
-			}
-			sec, err := securityFlag(v)
+			v, log, dir, c, err := serverSetup(cmd)
 			if err != nil {
 				return err
 			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
-				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
-				Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on,
+				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: c.high, LowWatermark: c.low,
+				Region: c.dht.region, Zone: c.dht.zone, Bootstrap: c.dht.bootstrap, NoDHT: !c.dht.on,
 				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: key, EncryptCipher: cipher, Security: sec})
+				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security})
 			if err != nil {
 				return err
 			}
@@ -85,22 +68,26 @@ func newTrackerCmd() *cobra.Command {
 }
 
 // serverSetup is the common start of the long-running commands: config,
-// logger, data dir (0700) and the UDP buffer check.
-func serverSetup(cmd *cobra.Command) (*viper.Viper, *slog.Logger, string, error) {
+// logger, data dir (0700), the UDP buffer check and the flags both share.
+func serverSetup(cmd *cobra.Command) (*viper.Viper, *slog.Logger, string, common, error) {
 	v, err := loadConfig(cmd)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", common{}, err
 	}
 	log, err := newLogger(v)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", common{}, err
+	}
+	c, err := commonFlags(v)
+	if err != nil {
+		return nil, nil, "", common{}, err
 	}
 	dir := v.GetString("data-dir")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", common{}, err
 	}
 	node.CheckUDPBuffers(log)
-	return v, log, dir, nil
+	return v, log, dir, c, nil
 }
 
 // runUntilDone blocks until SIGINT or SIGTERM, then closes the component.
@@ -196,6 +183,30 @@ func addAPITLSFlags(f *pflag.FlagSet) {
 	f.String("api-tls-key", "", "PEM private key for --api-tls-cert")
 }
 
+// common is what the tracker and the daemon read from the same flags.
+type common struct {
+	high, low float64
+	dht       dhtSettings
+	key       []byte
+	cipher    string
+	security  string
+}
+
+// commonFlags reads and checks the flags both long-running commands share.
+func commonFlags(v *viper.Viper) (c common, err error) {
+	if c.high, c.low, err = watermarks(v); err != nil {
+		return c, err
+	}
+	if c.dht, err = dhtFlags(v); err != nil {
+		return c, err
+	}
+	if c.key, c.cipher, err = encryption(v); err != nil {
+		return c, err
+	}
+	c.security, err = securityFlag(v)
+	return c, err
+}
+
 type dhtSettings struct {
 	region, zone string
 	bootstrap    []string
@@ -235,27 +246,11 @@ func newDaemonCmd() *cobra.Command {
 		Short: "Run the peer daemon on this host",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, log, dir, err := serverSetup(cmd)
-			if err != nil {
-				return err
-			}
-			high, low, err := watermarks(v)
+			v, log, dir, c, err := serverSetup(cmd)
 			if err != nil {
 				return err
 			}
 			pc, err := proxyConfig(v)
-			if err != nil {
-				return err
-			}
-			dc, err := dhtFlags(v)
-			if err != nil {
-				return err
-			}
-			key, cipher, err := encryption(v)
-			if err != nil {
-				return err
-			}
-			sec, err := securityFlag(v)
 			if err != nil {
 				return err
 			}
@@ -267,11 +262,11 @@ func newDaemonCmd() *cobra.Command {
 			}
 			d, err := daemon.New(daemon.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Trackers: v.GetStringSlice("tracker"), Logger: log, GCInterval: v.GetDuration("gc-interval"),
-				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: high, LowWatermark: low,
+				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: c.high, LowWatermark: c.low,
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
-				Proxy: pc, Region: dc.region, Zone: dc.zone, Bootstrap: dc.bootstrap, NoDHT: !dc.on, Join: join,
+				Proxy: pc, Region: c.dht.region, Zone: c.dht.zone, Bootstrap: c.dht.bootstrap, NoDHT: !c.dht.on, Join: join,
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: key, EncryptCipher: cipher, Security: sec})
+				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security})
 			if err != nil {
 				return err
 			}
