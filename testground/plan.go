@@ -37,6 +37,8 @@ type params struct {
 	ChurnAt       time.Duration
 	ChurnDown     time.Duration
 	Region        string
+	SeedUploads   int // tracker scheduler MaxSeedUploads (0: main module default)
+	ParentUploads int // tracker scheduler MaxParentUploads (0: default)
 }
 
 func readParams(re *runtime.RunEnv) params {
@@ -54,6 +56,12 @@ func readParams(re *runtime.RunEnv) params {
 		p.ChurnFraction = re.FloatParam("churn_fraction")
 		p.ChurnAt = time.Duration(re.IntParam("churn_at_ms")) * time.Millisecond
 		p.ChurnDown = time.Duration(re.IntParam("churn_down_ms")) * time.Millisecond
+	}
+	if re.IsParamSet("seed_uploads") {
+		p.SeedUploads = re.IntParam("seed_uploads")
+	}
+	if re.IsParamSet("parent_uploads") {
+		p.ParentUploads = re.IntParam("parent_uploads")
 	}
 	if re.IsParamSet("region") {
 		p.Region = re.StringParam("region")
@@ -116,7 +124,12 @@ func runCase(name string, re *runtime.RunEnv, ic *run.InitContext) error {
 	p := readParams(re)
 	ctx, cancel := context.WithTimeout(context.Background(), p.Timeout+2*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	lvl := slog.LevelWarn
+	if v := os.Getenv("DFP2P_SIM_LOG"); v != "" {
+		lvl.UnmarshalText([]byte(v))
+	}
+	logDir = re.TestOutputsPath
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	slog.SetDefault(log)
 
 	// Shape our link: the sidecar (testground's, or the local runner's)

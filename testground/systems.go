@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/tracker"
+	"github.com/dfp2p/dfp2p/tracker/scheduler"
 )
 
 // leech is one system's download side.
@@ -54,7 +56,18 @@ func newLeech(ctx context.Context, p params, dir string, ip net.IP, us shape, in
 // ---- dfp2p
 
 func startTracker(_ context.Context, dir string, ip net.IP, us shape, p params) (string, func(), error) {
+	sc := scheduler.Config{}
+	if p.SeedUploads > 0 || p.ParentUploads > 0 {
+		sc = scheduler.DefaultConfig()
+		if p.SeedUploads > 0 {
+			sc.MaxSeedUploads = p.SeedUploads
+		}
+		if p.ParentUploads > 0 {
+			sc.MaxParentUploads = p.ParentUploads
+		}
+	}
 	t, err := tracker.New(tracker.Config{
+		Scheduler:   sc,
 		DataDir:     filepath.Join(dir, "tracker"),
 		Listen:      []string{fmt.Sprintf("/ip4/%s/udp/4010/quic-v1", ip)},
 		NoDHT:       true,
@@ -213,11 +226,19 @@ func (l *httpLeech) close()                          {}
 
 // ---- bittorrent: mktorrent + opentracker + aria2c
 
+// logDir is where helper processes log (the instance's outputs dir, so the
+// runner keeps the logs).
+var logDir string
+
 func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, name, args...)
 	c.Dir = dir
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+	ld := logDir
+	if ld == "" {
+		ld = dir
+	}
+	if f, err := os.OpenFile(filepath.Join(ld, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 		c.Stdout, c.Stderr = f, f
 	}
 	return c
@@ -225,7 +246,7 @@ func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
 
 func aria2Args(dir string) []string {
 	return []string{"-d", dir, "--enable-rpc", "--rpc-listen-port=6800",
-		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=true",
+		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
 		"--seed-ratio=0.0", "--file-allocation=none", "--bt-max-peers=60", "--listen-port=6881-6889",
 		"--summary-interval=0", "--console-log-level=warn", "--bt-tracker-interval=5", "--bt-save-metadata=false",
 		"--bt-request-peer-speed-limit=100M", "--max-overall-upload-limit=0", "--disable-ipv6=true"}
@@ -245,8 +266,27 @@ func startBTSeed(ctx context.Context, dir string, ip net.IP, data []byte) ([]byt
 	if err != nil {
 		return nil, nil, err
 	}
+	// Debian's opentracker is built with a whitelist: list our info hash.
+	show, err := exec.Command("aria2c", "-S", filepath.Join(bt, "file.torrent")).Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("aria2c -S: %w", err)
+	}
+	var ih string
+	for _, ln := range strings.Split(string(show), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(ln), "Info Hash: "); ok {
+			ih = strings.TrimSpace(v)
+		}
+	}
+	if len(ih) != 40 {
+		return nil, nil, fmt.Errorf("no info hash in aria2c -S output")
+	}
+	if err := os.WriteFile(filepath.Join(bt, "whitelist"), []byte(ih+"\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
 	cctx, cancel := context.WithCancel(ctx)
-	ot := command(cctx, bt, "opentracker", "-i", ip.String(), "-p", "6969", "-P", "6969", "-d", bt, "-u", "root")
+	// -u nobody: opentracker refuses to keep root privileges; -d chroots to
+	// bt, so the whitelist path is relative to it.
+	ot := command(cctx, bt, "opentracker", "-i", ip.String(), "-p", "6969", "-P", "6969", "-d", bt, "-u", "nobody", "-w", "whitelist")
 	if err := ot.Start(); err != nil {
 		cancel()
 		return nil, nil, fmt.Errorf("opentracker: %w", err)
@@ -296,10 +336,9 @@ func (l *btLeech) fetch(ctx context.Context, _ bool, _ params, _ *result) (strin
 			continue
 		}
 		l.done.Store(done)
-		if total > 0 && done == total && status != "" {
-			if _, err := os.Stat(filepath.Join(l.dir, "file.bin.aria2")); err == nil {
-				continue // control file still there: not finished writing
-			}
+		// aria2c keeps its control file while seeding: "seeder" is its own
+		// word that every piece is held and verified.
+		if total > 0 && done == total && status == "true" {
 			f, err := os.Open(filepath.Join(l.dir, "file.bin"))
 			if err != nil {
 				return "", done, err
@@ -310,6 +349,7 @@ func (l *btLeech) fetch(ctx context.Context, _ bool, _ params, _ *result) (strin
 	}
 }
 
+// aria2Status returns the active download's progress and its "seeder" flag.
 func aria2Status() (done, total int64, status string, err error) {
 	body := []byte(`{"jsonrpc":"2.0","id":"1","method":"aria2.tellActive","params":[["completedLength","totalLength","status","seeder"]]}`)
 	resp, err := http.Post("http://127.0.0.1:6800/jsonrpc", "application/json", bytes.NewReader(body))
@@ -330,7 +370,7 @@ func aria2Status() (done, total int64, status string, err error) {
 	}
 	done, _ = strconv.ParseInt(r.Result[0].Completed, 10, 64)
 	total, _ = strconv.ParseInt(r.Result[0].Total, 10, 64)
-	return done, total, r.Result[0].Status, nil
+	return done, total, r.Result[0].Seeder, nil
 }
 
 func (l *btLeech) counters() (int64, int64, int64) { return 0, 0, l.done.Load() }

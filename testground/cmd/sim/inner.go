@@ -94,6 +94,8 @@ func inner(job innerJob) error {
 		"stagger_ms":     strconv.Itoa(sc.StaggerMs),
 		"timeout_s":      strconv.Itoa(sc.TimeoutS),
 		"seeds":          "1",
+		"seed_uploads":   strconv.Itoa(sc.SeedUp),
+		"parent_uploads": strconv.Itoa(sc.ParentUp),
 	}
 	if sc.Case == "churn" {
 		params["churn_fraction"] = strconv.FormatFloat(sc.ChurnFrac, 'f', -1, 64)
@@ -126,7 +128,7 @@ func inner(job innerJob) error {
 			runtime.EnvTestSubnet + "=10.77.0.0/16", runtime.EnvTestStartTime + "=" + time.Now().Format(time.RFC3339),
 			tgsync.EnvServiceHost + "=" + routerIP, tgsync.EnvServicePort + "=" + strconv.Itoa(syncPort),
 			"DFP2P_SIM_USERSPACE_NET=1", "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true", "HOSTNAME_WANT=" + hostname(job, i),
-			"PLAN_BIN=" + job.Bin,
+			"PLAN_BIN=" + job.Bin, "DFP2P_SIM_LOG=" + os.Getenv("DFP2P_SIM_LOG"),
 		}
 		// Own UTS namespace so os.Hostname() (which keys the sidecar topic)
 		// is unique per instance, as in a testground container.

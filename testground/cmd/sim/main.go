@@ -35,6 +35,8 @@ type scenario struct {
 	ChurnFrac float64  `json:"churn_fraction"`
 	ChurnAtMs int      `json:"churn_at_ms"`
 	ChurnDnMs int      `json:"churn_down_ms"`
+	SeedUp    int      `json:"seed_uploads"`
+	ParentUp  int      `json:"parent_uploads"`
 }
 
 // innerJob is what the outer process hands the inner one (in the router
@@ -78,6 +80,8 @@ func main() {
 	flag.Float64Var(&sc.ChurnFrac, "churn-fraction", 0.25, "churn case: fraction of leechers killed and restarted")
 	flag.IntVar(&sc.ChurnAtMs, "churn-at-ms", 10000, "churn case: when they are killed")
 	flag.IntVar(&sc.ChurnDnMs, "churn-down-ms", 5000, "churn case: how long they stay down")
+	flag.IntVar(&sc.SeedUp, "seed-uploads", 4, "dfp2p: tracker scheduler MaxSeedUploads (0: main module default, 32)")
+	flag.IntVar(&sc.ParentUp, "parent-uploads", 4, "dfp2p: tracker scheduler MaxParentUploads (0: main module default, 8)")
 	flag.StringVar(&out, "out", "results", "results directory")
 	flag.Parse()
 	sc.Systems = strings.Split(systems, ",")

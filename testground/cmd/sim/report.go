@@ -56,7 +56,12 @@ type systemSummary struct {
 	TimeoutS     int      `json:"timeout_s"`
 	LastVsBound  *float64 `json:"last_peer_over_lower_bound,omitempty"`
 	OriginVsFile float64  `json:"origin_over_file"`
-	Errors       []string `json:"errors,omitempty"`
+	// Bytes each leecher had received when it finished or timed out
+	// (measured, never projected): min, mean, max over leechers, in MiB.
+	RecvMiBMin  float64  `json:"received_mib_min"`
+	RecvMiBMean float64  `json:"received_mib_mean"`
+	RecvMiBMax  float64  `json:"received_mib_max"`
+	Errors      []string `json:"errors,omitempty"`
 }
 
 func readResults(dir string) []instResult {
@@ -98,6 +103,13 @@ func report(sc scenario, runDir string) (string, error) {
 			s.OriginBytes += 0 // leechers' origin reads are counted by the origin server itself
 			s.SeedBytes += r.SeedB
 			s.PeerBytes += r.PeerB
+			got := max(r.Bytes, r.Origin+r.SeedB+r.PeerB)
+			mib := float64(got) / (1 << 20)
+			if leechers == 1 || mib < s.RecvMiBMin {
+				s.RecvMiBMin = mib
+			}
+			s.RecvMiBMax = max(s.RecvMiBMax, mib)
+			s.RecvMiBMean += mib
 			if r.Completed {
 				s.Completed++
 				done = append(done, r.DoneS)
@@ -105,6 +117,9 @@ func report(sc scenario, runDir string) (string, error) {
 			if r.Verified {
 				s.Verified++
 			}
+		}
+		if leechers > 0 {
+			s.RecvMiBMean /= float64(leechers)
 		}
 		sort.Float64s(done)
 		s.AllVerified = leechers == sc.Leechers && s.Verified == sc.Leechers
@@ -130,7 +145,7 @@ func report(sc scenario, runDir string) (string, error) {
 		return "", err
 	}
 	w := csv.NewWriter(f)
-	w.Write([]string{"name", "case", "peers", "file_bytes", "lower_bound_s", "last_peer_s", "p50_s", "origin_bytes", "completed", "all_verified"})
+	w.Write([]string{"name", "case", "peers", "file_bytes", "lower_bound_s", "last_peer_s", "p50_s", "origin_bytes", "completed", "all_verified", "received_mib_min", "received_mib_mean", "received_mib_max"})
 	opt := func(p *float64) string {
 		if p == nil {
 			return ""
@@ -139,7 +154,8 @@ func report(sc scenario, runDir string) (string, error) {
 	}
 	for _, s := range sums {
 		w.Write([]string{s.Name, s.Case, strconv.Itoa(s.Peers), strconv.FormatInt(s.FileBytes, 10), strconv.FormatFloat(s.LowerBoundS, 'f', 2, 64),
-			opt(s.LastPeerS), opt(s.P50S), strconv.FormatInt(s.OriginBytes, 10), strconv.Itoa(s.Completed), strconv.FormatBool(s.AllVerified)})
+			opt(s.LastPeerS), opt(s.P50S), strconv.FormatInt(s.OriginBytes, 10), strconv.Itoa(s.Completed), strconv.FormatBool(s.AllVerified),
+			strconv.FormatFloat(s.RecvMiBMin, 'f', 1, 64), strconv.FormatFloat(s.RecvMiBMean, 'f', 1, 64), strconv.FormatFloat(s.RecvMiBMax, 'f', 1, 64)})
 	}
 	w.Flush()
 	f.Close()
@@ -148,8 +164,8 @@ func report(sc scenario, runDir string) (string, error) {
 	}
 	var sb strings.Builder
 	for _, s := range sums {
-		fmt.Fprintf(&sb, "%-11s peers=%d lower_bound=%.1fs last_peer=%s p50=%s origin=%.2fx completed=%d/%d all_verified=%v\n",
-			s.Name, s.Peers, s.LowerBoundS, opt(s.LastPeerS), opt(s.P50S), s.OriginVsFile, s.Completed, s.Peers, s.AllVerified)
+		fmt.Fprintf(&sb, "%-11s peers=%d lower_bound=%.1fs last_peer=%s p50=%s origin=%.2fx completed=%d/%d all_verified=%v received_mib(min/mean/max)=%.1f/%.1f/%.1f\n",
+			s.Name, s.Peers, s.LowerBoundS, opt(s.LastPeerS), opt(s.P50S), s.OriginVsFile, s.Completed, s.Peers, s.AllVerified, s.RecvMiBMin, s.RecvMiBMean, s.RecvMiBMax)
 	}
 	return sb.String(), nil
 }
