@@ -37,8 +37,13 @@ type params struct {
 	ChurnAt       time.Duration
 	ChurnDown     time.Duration
 	Region        string
-	SeedUploads   int // tracker scheduler MaxSeedUploads (0: main module default)
-	ParentUploads int // tracker scheduler MaxParentUploads (0: default)
+	Zone          string
+	InterMbit     float64       // cross-region: bandwidth towards other regions' instances (0: Default)
+	InterLatency  time.Duration // cross-region: egress latency towards other regions (0: latency_ms)
+	DHTSettle     time.Duration // cross-region: wait after all trackers are up before serving
+	FailoverAt    time.Duration // tracker-failover: close the owning tracker this long after the common start (0: when half the leechers hold ≥ 25 %)
+	SeedUploads   int           // tracker scheduler MaxSeedUploads (0: main module default)
+	ParentUploads int           // tracker scheduler MaxParentUploads (0: default)
 }
 
 func readParams(re *runtime.RunEnv) params {
@@ -66,6 +71,25 @@ func readParams(re *runtime.RunEnv) params {
 	if re.IsParamSet("region") {
 		p.Region = re.StringParam("region")
 	}
+	if p.Region == "" {
+		// cross-region groups are "seeds-<region>" / "leechers-<region>"
+		if _, r, ok := strings.Cut(re.TestGroupID, "-"); ok {
+			p.Region = r
+		}
+	}
+	if re.IsParamSet("inter_mbit") {
+		p.InterMbit = re.FloatParam("inter_mbit")
+	}
+	if re.IsParamSet("inter_latency_ms") {
+		p.InterLatency = time.Duration(re.IntParam("inter_latency_ms")) * time.Millisecond
+	}
+	p.DHTSettle = 3 * time.Second
+	if re.IsParamSet("dht_settle_ms") {
+		p.DHTSettle = time.Duration(re.IntParam("dht_settle_ms")) * time.Millisecond
+	}
+	if re.IsParamSet("failover_at_ms") {
+		p.FailoverAt = time.Duration(re.IntParam("failover_at_ms")) * time.Millisecond
+	}
 	return p
 }
 
@@ -76,12 +100,18 @@ type seedInfo struct {
 	Size      int64  `json:"size"`
 	JoinToken string `json:"join_token,omitempty"`
 	Torrent   []byte `json:"torrent,omitempty"`
+	// Region is the publishing seed's region (cross-region: leechers take
+	// their own region's); Trackers lists a tracker group (failover).
+	Region   string   `json:"region,omitempty"`
+	Trackers []string `json:"trackers,omitempty"`
 }
 
 var (
 	infoTopic   = tgsync.NewTopic("seed-info", &seedInfo{})
 	stateReady  = tgsync.State("ready")
 	stateLeechd = tgsync.State("leechers-done")
+	// stateQuarter: a leecher holds ≥ 25 % of the file (tracker-failover).
+	stateQuarter = tgsync.State("leecher-quarter")
 )
 
 // sample is one point of a leecher's byte counters over time.
@@ -112,6 +142,8 @@ type result struct {
 	PeerB     int64    `json:"peer_bytes"`
 	FileBytes int64    `json:"file_bytes"`
 	Restarts  int      `json:"restarts,omitempty"`
+	LinkRx    int64    `json:"link_rx_bytes"` // bytes received on the data interface (all sources, incl. framing)
+	Extra     string   `json:"extra,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Samples   []sample `json:"samples,omitempty"`
 }
@@ -153,6 +185,10 @@ func runCase(name string, re *runtime.RunEnv, ic *run.InitContext) error {
 		us = shape{Latency: p.Latency, Jitter: p.Jitter, Loss: p.LossPct / 100}
 	}
 	ip := ic.NetClient.MustGetDataNetworkIP()
+	if name == "cross-region" {
+		us.Rules = regionRules(ctx, re, ic, p, ip, ls)
+	}
+	rx0 := linkRx(ip)
 	seq := ic.GlobalSeq
 	leechers := re.TestInstanceCount - countGroup(re, "seeds")
 
@@ -161,7 +197,14 @@ func runCase(name string, re *runtime.RunEnv, ic *run.InitContext) error {
 	var err error
 	if strings.HasPrefix(re.TestGroupID, "seed") {
 		res.Role = "seed"
-		err = runSeed(ctx, re, ic, p, ip, us, leechers, res)
+		switch name {
+		case "cross-region":
+			err = runRegionSeed(ctx, re, ic, p, ip, us, leechers, res)
+		case "tracker-failover":
+			err = runFailoverSeed(ctx, re, ic, p, ip, us, leechers, res)
+		default:
+			err = runSeed(ctx, re, ic, p, ip, us, leechers, res)
+		}
 	} else {
 		res.Role = "leecher"
 		err = runLeecher(ctx, name, re, ic, p, ip, us, leechers, res)
@@ -169,6 +212,7 @@ func runCase(name string, re *runtime.RunEnv, ic *run.InitContext) error {
 	if err != nil {
 		res.Error = err.Error()
 	}
+	res.LinkRx = linkRx(ip) - rx0
 	writeResult(re, res)
 	return err
 }
@@ -273,10 +317,19 @@ func runLeecher(ctx context.Context, name string, re *runtime.RunEnv, ic *run.In
 		return err
 	}
 	var info *seedInfo
-	select {
-	case info = <-ch:
-	case <-ctx.Done():
-		return ctx.Err()
+	for info == nil {
+		select {
+		case i := <-ch:
+			if name != "cross-region" || i.Region == p.Region {
+				info = i
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if name == "cross-region" {
+		// two zones per region, alternating
+		p.Zone = fmt.Sprintf("%s-%c", p.Region, 'a'+rune(ic.GroupSeq%2))
 	}
 	l, err := newLeech(ctx, p, re.TestTempPath, ip, us, info)
 	if err != nil {
@@ -304,8 +357,13 @@ func runLeecher(ctx context.Context, name string, re *runtime.RunEnv, ic *run.In
 		defer close(sampled)
 		tk := time.NewTicker(250 * time.Millisecond)
 		defer tk.Stop()
+		quarter := name != "tracker-failover"
 		for {
 			o, s, pb := l.counters()
+			if !quarter && (o+s+pb)*4 >= res.FileBytes {
+				quarter = true
+				ic.SyncClient.SignalEntry(ctx, stateQuarter)
+			}
 			res.Samples = append(res.Samples, sample{T: time.Since(t0).Seconds(), Origin: o, Seed: s, Peer: pb})
 			select {
 			case <-tk.C:
@@ -320,6 +378,9 @@ func runLeecher(ctx context.Context, name string, re *runtime.RunEnv, ic *run.In
 	<-sampled
 	res.Bytes = n
 	res.Origin, res.SeedB, res.PeerB = l.counters()
+	if name == "tracker-failover" && (res.Origin+res.SeedB+res.PeerB)*4 < res.FileBytes {
+		ic.SyncClient.SignalEntry(ctx, stateQuarter) // failed early: do not hold up the trigger
+	}
 	res.Samples = append(res.Samples, sample{T: time.Since(t0).Seconds(), Origin: res.Origin, Seed: res.SeedB, Peer: res.PeerB})
 	if err == nil {
 		res.DoneS = time.Since(t0).Seconds()

@@ -40,7 +40,8 @@ func newLeech(ctx context.Context, p params, dir string, ip net.IP, us shape, in
 		if err != nil {
 			return nil, err
 		}
-		l := &dfpLeech{dir: filepath.Join(dir, "daemon"), ip: ip, us: us, tok: tok, url: info.OriginURL, region: p.Region}
+		l := &dfpLeech{dir: filepath.Join(dir, "daemon"), ip: ip, us: us, tok: tok, url: info.OriginURL, region: p.Region, zone: p.Zone,
+			trackers: info.Trackers, dht: len(info.Trackers) > 1}
 		if err := l.start(); err != nil {
 			return nil, err
 		}
@@ -55,7 +56,8 @@ func newLeech(ctx context.Context, p params, dir string, ip net.IP, us shape, in
 
 // ---- dfp2p
 
-func startTracker(_ context.Context, dir string, ip net.IP, us shape, p params) (string, func(), error) {
+// trackerConfig is the tracker configuration every case starts from.
+func trackerConfig(dir string, ip net.IP, port int, us shape, p params) tracker.Config {
 	sc := scheduler.Config{}
 	if p.SeedUploads > 0 || p.ParentUploads > 0 {
 		sc = scheduler.DefaultConfig()
@@ -66,16 +68,20 @@ func startTracker(_ context.Context, dir string, ip net.IP, us shape, p params) 
 			sc.MaxParentUploads = p.ParentUploads
 		}
 	}
-	t, err := tracker.New(tracker.Config{
+	return tracker.Config{
 		Scheduler:   sc,
-		DataDir:     filepath.Join(dir, "tracker"),
-		Listen:      []string{fmt.Sprintf("/ip4/%s/udp/4010/quic-v1", ip)},
+		DataDir:     dir,
+		Listen:      []string{fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", ip, port)},
 		NoDHT:       true,
 		GCInterval:  -1,
 		Region:      p.Region,
 		Logger:      slog.Default(),
 		NodeOptions: []node.Option{node.WithListenUDP(listenUDP(us))},
-	})
+	}
+}
+
+func startTracker(_ context.Context, dir string, ip net.IP, us shape, p params) (string, func(), error) {
+	t, err := tracker.New(trackerConfig(filepath.Join(dir, "tracker"), ip, 4010, us, p))
 	if err != nil {
 		return "", nil, err
 	}
@@ -88,10 +94,12 @@ func startTracker(_ context.Context, dir string, ip net.IP, us shape, p params) 
 }
 
 type dfpLeech struct {
-	dir, url, region string
-	ip               net.IP
-	us               shape
-	tok              *crypto.JoinToken
+	dir, url, region, zone string
+	trackers               []string // extra trackers (a group: failover)
+	dht                    bool
+	ip                     net.IP
+	us                     shape
+	tok                    *crypto.JoinToken
 
 	mu    sync.Mutex
 	d     *daemon.Daemon
@@ -104,9 +112,11 @@ func (l *dfpLeech) start() error {
 		DataDir:     l.dir,
 		Listen:      []string{fmt.Sprintf("/ip4/%s/udp/0/quic-v1", l.ip)},
 		Join:        l.tok,
-		NoDHT:       true,
+		Trackers:    l.trackers,
+		NoDHT:       !l.dht,
 		GCInterval:  -1,
 		Region:      l.region,
+		Zone:        l.zone,
 		NoAddrsFile: true,
 		Logger:      slog.Default(),
 		NodeOptions: []node.Option{node.WithListenUDP(listenUDP(l.us))},

@@ -21,9 +21,20 @@ func userspaceNet() bool { return os.Getenv(UserspaceNetEnv) == "1" }
 type shape struct {
 	Latency, Jitter time.Duration
 	Loss            float64 // 0..1
+	// Rules override the shape for destinations in a subnet (cross-region:
+	// other regions' instances).
+	Rules []rule
 }
 
-func (s shape) zero() bool { return s.Latency == 0 && s.Jitter == 0 && s.Loss == 0 }
+// rule is a per-destination shape (network.LinkRule's latency/jitter/loss).
+type rule struct {
+	net net.IPNet
+	s   shape
+}
+
+func (s shape) zero() bool {
+	return s.Latency == 0 && s.Jitter == 0 && s.Loss == 0 && len(s.Rules) == 0
+}
 
 // listenUDP returns the node.WithListenUDP function: plain sockets when the
 // shape is zero, wrapped ones otherwise.
@@ -43,15 +54,23 @@ func listenUDP(s shape) func(network string, laddr *net.UDPAddr) (net.PacketConn
 // lossyConn delays (latency ± jitter, FIFO) and drops (loss) outgoing
 // datagrams. It holds the socket in a field and does not embed it, so quic-go
 // sees a plain net.PacketConn and cannot take its OOB/GSO path around it.
+// Each distinct shape (the default and each rule's) has its own FIFO lane,
+// so a long inter-region delay never holds up intra-region packets.
 type lossyConn struct {
-	c  *net.UDPConn
+	c      *net.UDPConn
+	s      shape
+	lanes  []*lane
+	ruleLn []int // rule i uses lanes[ruleLn[i]]
+	closed chan struct{}
+	once   sync.Once
+}
+
+type lane struct {
 	s  shape
 	q  chan pkt
 	mu sync.Mutex
 	// last is the due time of the last queued packet: jitter never reorders.
-	last   time.Time
-	closed chan struct{}
-	once   sync.Once
+	last time.Time
 }
 
 type pkt struct {
@@ -61,18 +80,38 @@ type pkt struct {
 }
 
 func newLossyConn(c *net.UDPConn, s shape) *lossyConn {
-	l := &lossyConn{c: c, s: s, q: make(chan pkt, 8192), closed: make(chan struct{})}
-	go l.sendLoop()
+	l := &lossyConn{c: c, s: s, closed: make(chan struct{})}
+	type key struct {
+		lat, jit time.Duration
+		loss     float64
+	}
+	idx := map[key]int{}
+	add := func(x shape) int {
+		k := key{x.Latency, x.Jitter, x.Loss}
+		if i, ok := idx[k]; ok {
+			return i
+		}
+		idx[k] = len(l.lanes)
+		l.lanes = append(l.lanes, &lane{s: shape{Latency: x.Latency, Jitter: x.Jitter, Loss: x.Loss}, q: make(chan pkt, 8192)})
+		return len(l.lanes) - 1
+	}
+	add(s)
+	for _, r := range s.Rules {
+		l.ruleLn = append(l.ruleLn, add(r.s))
+	}
+	for _, ln := range l.lanes {
+		go l.sendLoop(ln)
+	}
 	return l
 }
 
-func (l *lossyConn) sendLoop() {
+func (l *lossyConn) sendLoop(ln *lane) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		var p pkt
 		select {
-		case p = <-l.q:
+		case p = <-ln.q:
 		case <-l.closed:
 			return
 		}
@@ -88,27 +127,41 @@ func (l *lossyConn) sendLoop() {
 	}
 }
 
+// lane returns the lane for addr (the first matching rule's, else the default).
+func (l *lossyConn) lane(addr net.Addr) *lane {
+	if u, ok := addr.(*net.UDPAddr); ok {
+		for i, r := range l.s.Rules {
+			if r.net.Contains(u.IP) {
+				return l.lanes[l.ruleLn[i]]
+			}
+		}
+	}
+	return l.lanes[0]
+}
+
 func (l *lossyConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if l.s.Loss > 0 && rand.Float64() < l.s.Loss {
+	ln := l.lane(addr)
+	s := ln.s
+	if s.Loss > 0 && rand.Float64() < s.Loss {
 		return len(b), nil
 	}
-	d := l.s.Latency
-	if l.s.Jitter > 0 {
-		d += time.Duration((rand.Float64()*2 - 1) * float64(l.s.Jitter))
+	d := s.Latency
+	if s.Jitter > 0 {
+		d += time.Duration((rand.Float64()*2 - 1) * float64(s.Jitter))
 		if d < 0 {
 			d = 0
 		}
 	}
-	l.mu.Lock()
+	ln.mu.Lock()
 	due := time.Now().Add(d)
-	if due.Before(l.last) {
-		due = l.last
+	if due.Before(ln.last) {
+		due = ln.last
 	}
-	l.last = due
-	l.mu.Unlock()
+	ln.last = due
+	ln.mu.Unlock()
 	cp := append([]byte(nil), b...)
 	select {
-	case l.q <- pkt{b: cp, to: addr, due: due}:
+	case ln.q <- pkt{b: cp, to: addr, due: due}:
 	case <-l.closed:
 		return 0, net.ErrClosed
 	default: // queue full: drop, as a full netem queue would

@@ -41,7 +41,8 @@ func inner(job innerJob) error {
 	go srv.Serve()
 	defer srv.Shutdown(context.Background())
 
-	n := sc.Leechers + 1
+	n := sc.instances()
+	slots := sc.layout()
 	rp := &runtime.RunParams{TestPlan: "dfp2p", TestCase: sc.Case, TestRun: job.RunID, TestInstanceCount: n}
 	os.Setenv(tgsync.EnvServiceHost, "127.0.0.1")
 	os.Setenv(tgsync.EnvServicePort, strconv.Itoa(syncPort))
@@ -66,7 +67,7 @@ func inner(job innerJob) error {
 			for {
 				select {
 				case cfg := <-ch:
-					if err := tp.shapeLink(i, cfg.Default.Bandwidth*8); err != nil {
+					if err := tp.shapeLink(i, cfg.Default.Bandwidth*8, cfg.Rules); err != nil {
 						fmt.Fprintf(os.Stderr, "sim: sidecar: instance %d: %v\n", i, err)
 						continue // no signal: the instance's ConfigureNetwork fails by its timeout
 					}
@@ -93,7 +94,7 @@ func inner(job innerJob) error {
 		"loss_pct":       strconv.FormatFloat(sc.LossPct, 'f', -1, 64),
 		"stagger_ms":     strconv.Itoa(sc.StaggerMs),
 		"timeout_s":      strconv.Itoa(sc.TimeoutS),
-		"seeds":          "1",
+		"seeds":          strconv.Itoa(n - sc.Leechers),
 		"seed_uploads":   strconv.Itoa(sc.SeedUp),
 		"parent_uploads": strconv.Itoa(sc.ParentUp),
 	}
@@ -102,17 +103,24 @@ func inner(job innerJob) error {
 		params["churn_at_ms"] = strconv.Itoa(sc.ChurnAtMs)
 		params["churn_down_ms"] = strconv.Itoa(sc.ChurnDnMs)
 	}
-	var pp []string
-	for k, v := range params {
-		pp = append(pp, k+"="+v)
+	switch sc.Case {
+	case "cross-region":
+		params["inter_mbit"] = strconv.FormatFloat(sc.InterMbit, 'f', -1, 64)
+		params["inter_latency_ms"] = strconv.Itoa(sc.InterLatMs)
+	case "tracker-failover":
+		params["failover_at_ms"] = strconv.Itoa(sc.FailoverAtMs)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var procs []*exec.Cmd
 	for i := 1; i <= n; i++ {
-		group, gcount := "leechers", sc.Leechers
-		if i == 1 {
-			group, gcount = "seeds", 1
+		group, gcount := slots[i-1].group, slots[i-1].gcount
+		var pp []string
+		for k, v := range params {
+			pp = append(pp, k+"="+v)
+		}
+		for k, v := range slots[i-1].params {
+			pp = append(pp, k+"="+v)
 		}
 		outDir := filepath.Join(job.OutDir, fmt.Sprintf("%s-%02d", group, i))
 		tmpDir := filepath.Join(job.TmpDir, strconv.Itoa(i))

@@ -37,6 +37,59 @@ type scenario struct {
 	ChurnDnMs int      `json:"churn_down_ms"`
 	SeedUp    int      `json:"seed_uploads"`
 	ParentUp  int      `json:"parent_uploads"`
+	// cross-region
+	Regions    int     `json:"regions,omitempty"`
+	InterMbit  float64 `json:"inter_mbit,omitempty"`
+	InterLatMs int     `json:"inter_latency_ms,omitempty"`
+	// tracker-failover
+	FailoverAtMs int `json:"failover_at_ms,omitempty"`
+}
+
+// instances is the instance count: one seed (one per region for
+// cross-region) plus the leechers.
+func (sc scenario) instances() int {
+	if sc.Case == "cross-region" {
+		return sc.Leechers + sc.Regions
+	}
+	return sc.Leechers + 1
+}
+
+// regionName names region r.
+func regionName(r int) string {
+	names := []string{"eu", "us", "ap", "sa", "af"}
+	if r < len(names) {
+		return names[r]
+	}
+	return fmt.Sprintf("r%d", r)
+}
+
+// slot is one instance's place in the composition.
+type slot struct {
+	group  string
+	gcount int
+	params map[string]string // per-group params
+}
+
+// layout lists the instances 1..n in order: for cross-region, per region
+// its seed then its leechers (region 0's seed serves the origin).
+func (sc scenario) layout() []slot {
+	if sc.Case != "cross-region" {
+		out := []slot{{group: "seeds", gcount: 1}}
+		for i := 0; i < sc.Leechers; i++ {
+			out = append(out, slot{group: "leechers", gcount: sc.Leechers})
+		}
+		return out
+	}
+	per := sc.Leechers / sc.Regions
+	var out []slot
+	for r := 0; r < sc.Regions; r++ {
+		reg := regionName(r)
+		out = append(out, slot{group: "seeds-" + reg, gcount: 1, params: map[string]string{"region": reg, "origin": fmt.Sprint(r == 0)}})
+		for i := 0; i < per; i++ {
+			out = append(out, slot{group: "leechers-" + reg, gcount: per, params: map[string]string{"region": reg}})
+		}
+	}
+	return out
 }
 
 // innerJob is what the outer process hands the inner one (in the router
@@ -67,7 +120,7 @@ func main() {
 	}
 	var sc scenario
 	var systems, out string
-	flag.StringVar(&sc.Case, "case", "distribute", "test case: distribute, cold-start, churn")
+	flag.StringVar(&sc.Case, "case", "distribute", "test case: distribute, cold-start, churn, cross-region, tracker-failover")
 	flag.StringVar(&systems, "systems", "dfp2p,http,bittorrent", "systems to compare, in order")
 	flag.IntVar(&sc.Leechers, "leechers", 20, "leecher instances (plus one seed)")
 	flag.IntVar(&sc.FileMiB, "file-mib", 64, "file size in MiB")
@@ -82,9 +135,25 @@ func main() {
 	flag.IntVar(&sc.ChurnDnMs, "churn-down-ms", 5000, "churn case: how long they stay down")
 	flag.IntVar(&sc.SeedUp, "seed-uploads", 4, "dfp2p: tracker scheduler MaxSeedUploads (0: main module default, 32)")
 	flag.IntVar(&sc.ParentUp, "parent-uploads", 4, "dfp2p: tracker scheduler MaxParentUploads (0: main module default, 8)")
+	flag.IntVar(&sc.Regions, "regions", 3, "cross-region: regions (each: 1 tracker+seed, leechers/regions leechers)")
+	flag.Float64Var(&sc.InterMbit, "inter-mbit", 10, "cross-region: link rate towards other regions' instances")
+	flag.IntVar(&sc.InterLatMs, "inter-latency-ms", 80, "cross-region: egress latency towards other regions' instances")
+	flag.IntVar(&sc.FailoverAtMs, "failover-at-ms", 0, "tracker-failover: close the task's owning tracker this long after the start (0: once half the leechers hold >= 25%)")
 	flag.StringVar(&out, "out", "results", "results directory")
 	flag.Parse()
 	sc.Systems = strings.Split(systems, ",")
+	if sc.Case == "cross-region" {
+		if sc.Regions < 2 {
+			fatal(fmt.Errorf("-regions must be at least 2"))
+		}
+		per := max(1, (sc.Leechers+sc.Regions-1)/sc.Regions)
+		sc.Leechers = per * sc.Regions
+	} else {
+		sc.Regions, sc.InterMbit, sc.InterLatMs = 0, 0, 0
+	}
+	if sc.Case != "tracker-failover" {
+		sc.FailoverAtMs = 0
+	}
 	if err := outer(sc, out); err != nil {
 		fatal(err)
 	}
@@ -120,7 +189,7 @@ func outer(sc scenario, out string) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	sweep()
-	tp, err := newTopo(sc.Leechers + 1)
+	tp, err := newTopo(sc.instances())
 	defer tp.close() // every exit path, including a failed setup
 	if err != nil {
 		return fmt.Errorf("network setup: %w", err)
@@ -136,7 +205,7 @@ func outer(sc scenario, out string) (err error) {
 			break
 		}
 		start := time.Now()
-		fmt.Printf("sim: %s: %s, %d leechers + 1 seed, %d MiB, %g Mbit/s, %d ms\n", sc.Case, sys, sc.Leechers, sc.FileMiB, sc.BwMbit, sc.LatencyMs)
+		fmt.Printf("sim: %s: %s, %d leechers + %d seed(s), %d MiB, %g Mbit/s, %d ms\n", sc.Case, sys, sc.Leechers, sc.instances()-sc.Leechers, sc.FileMiB, sc.BwMbit, sc.LatencyMs)
 		job := innerJob{Scenario: sc, System: sys, Bin: bin, OutDir: filepath.Join(runDir, sys), TmpDir: filepath.Join(tmp, sys),
 			RunID: runID + "-" + sys, Base: tp.base, Router: tp.router}
 		js, _ := json.Marshal(job)

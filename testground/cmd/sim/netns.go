@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/testground/sdk-go/network"
 )
 
 // nsPrefix starts the name of every namespace the runner makes:
@@ -100,21 +102,86 @@ func newTopo(n int) (*topo, error) {
 	return t, nil
 }
 
-// shapeLink rate-limits instance i's link in both directions with tbf (the
-// router-side veth's egress is the instance's ingress). bitsPerSec 0 removes it.
-func (t *topo) shapeLink(i int, bitsPerSec uint64) error {
-	for _, dev := range [][2]string{{t.router, fmt.Sprintf("v%d", i)}, {t.instNS(i), "eth0"}} {
+// shapeLink rate-limits instance i's link in both directions (the
+// router-side veth's egress is the instance's ingress). Without rules: one
+// tbf at bitsPerSec (0 removes it). With rules (network.LinkRule, one per
+// subnet): an htb tree on each end, capped at bitsPerSec in total, with one
+// class per distinct rule bandwidth that every subnet of that bandwidth
+// shares (a u32 filter on the destination on the instance side, on the
+// source on the router side). Rules' latency/jitter/loss are applied by the
+// plan in user space, like the default's.
+func (t *topo) shapeLink(i int, bitsPerSec uint64, rules []network.LinkRule) error {
+	for side, dev := range [][2]string{{t.router, fmt.Sprintf("v%d", i)}, {t.instNS(i), "eth0"}} {
 		run("tc", "-n", dev[0], "qdisc", "del", "dev", dev[1], "root")
+		if len(rules) > 0 {
+			match := "src"
+			if side == 1 {
+				match = "dst"
+			}
+			if err := t.htb(dev[0], dev[1], match, bitsPerSec, rules); err != nil {
+				return err
+			}
+			continue
+		}
 		if bitsPerSec == 0 {
 			continue
 		}
-		// burst: 10 ms at the rate, at least 32 KiB; queue bounded to 50 ms.
-		burst := bitsPerSec / 8 / 100
-		if burst < 32<<10 {
-			burst = 32 << 10
-		}
 		if err := run("tc", "-n", dev[0], "qdisc", "add", "dev", dev[1], "root", "tbf",
-			"rate", fmt.Sprintf("%dbit", bitsPerSec), "burst", strconv.FormatUint(burst, 10), "latency", "50ms"); err != nil {
+			"rate", fmt.Sprintf("%dbit", bitsPerSec), "burst", strconv.FormatUint(burst(bitsPerSec), 10), "latency", "50ms"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// burst: 10 ms at the rate, at least 32 KiB (tbf's queue is bounded to 50 ms).
+func burst(bitsPerSec uint64) uint64 {
+	return max(bitsPerSec/8/100, 32<<10)
+}
+
+func (t *topo) htb(ns, dev, match string, total uint64, rules []network.LinkRule) error {
+	if total == 0 {
+		total = 10_000_000_000
+	}
+	tc := func(args ...string) error { return run("tc", append([]string{"-n", ns}, args...)...) }
+	leaf := func(class string, rate uint64) error {
+		r := fmt.Sprintf("%dbit", rate)
+		if err := tc("class", "add", "dev", dev, "parent", "1:1", "classid", class, "htb", "rate", r, "ceil", r,
+			"burst", strconv.FormatUint(burst(rate), 10)); err != nil {
+			return err
+		}
+		// queue: 100 ms at the class rate, at least 512 KiB (veth hands htb
+		// GSO super-packets of up to 64 KiB; a smaller byte limit drops them
+		// and stalls TCP)
+		return tc("qdisc", "add", "dev", dev, "parent", class, "bfifo", "limit", strconv.FormatUint(max(rate/8/10, 512<<10), 10))
+	}
+	r := fmt.Sprintf("%dbit", total)
+	if err := tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"); err != nil {
+		return err
+	}
+	if err := tc("class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", r, "ceil", r,
+		"burst", strconv.FormatUint(burst(total), 10)); err != nil {
+		return err
+	}
+	if err := leaf("1:10", total); err != nil {
+		return err
+	}
+	classes := map[uint64]string{}
+	for _, rl := range rules {
+		rate := rl.Bandwidth * 8
+		if rate == 0 || rate > total {
+			rate = total
+		}
+		c, ok := classes[rate]
+		if !ok {
+			c = fmt.Sprintf("1:%d", 20+len(classes))
+			classes[rate] = c
+			if err := leaf(c, rate); err != nil {
+				return err
+			}
+		}
+		if err := tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+			"match", "ip", match, rl.Subnet.String(), "flowid", c); err != nil {
 			return err
 		}
 	}

@@ -30,6 +30,9 @@ type instResult struct {
 	FileBytes int64   `json:"file_bytes"`
 	Restarts  int     `json:"restarts"`
 	Error     string  `json:"error"`
+	Region    string  `json:"region"`
+	LinkRx    int64   `json:"link_rx_bytes"`
+	Extra     string  `json:"extra"`
 	Samples   []struct {
 		T                  float64
 		Origin, Seed, Peer int64
@@ -62,6 +65,26 @@ type systemSummary struct {
 	RecvMiBMean float64  `json:"received_mib_mean"`
 	RecvMiBMax  float64  `json:"received_mib_max"`
 	Errors      []string `json:"errors,omitempty"`
+	Notes       []string `json:"notes,omitempty"` // seeds' remarks (failover: which tracker was closed when)
+	// cross-region: per region
+	Regions []regionSummary `json:"regions,omitempty"`
+}
+
+// regionSummary is one region of a cross-region run.
+type regionSummary struct {
+	Region      string   `json:"region"`
+	Leechers    int      `json:"leechers"`
+	Completed   int      `json:"completed"`
+	LastPeerS   *float64 `json:"last_peer_s"`
+	OriginBytes int64    `json:"origin_bytes"` // served by the origin (only the origin region's seed has it)
+	SeedBytes   int64    `json:"seed_bytes"`   // received by the region's leechers from its seed
+	PeerBytes   int64    `json:"peer_bytes"`   // received by the region's leechers from peers
+	// SeedLinkRx is what the region's seed instance received on its link:
+	// the copy from other regions (or nothing but control traffic in the
+	// origin region, whose origin is local) plus DHT/tracker traffic.
+	SeedLinkRx int64 `json:"seed_link_rx_bytes"`
+	// LeechersLinkRx: all the region's leechers received on their links.
+	LeechersLinkRx int64 `json:"leechers_link_rx_bytes"`
 }
 
 func readResults(dir string) []instResult {
@@ -91,9 +114,46 @@ func report(sc scenario, runDir string) (string, error) {
 			LowerBoundS: float64(file*8) / (sc.BwMbit * 1e6), TimeoutS: sc.TimeoutS}
 		var done []float64
 		leechers := 0
+		regs := map[string]*regionSummary{}
+		for _, r := range rs {
+			if r.Region == "" || sc.Case != "cross-region" {
+				continue
+			}
+			g := regs[r.Region]
+			if g == nil {
+				g = &regionSummary{Region: r.Region}
+				regs[r.Region] = g
+			}
+			if r.Role == "seed" {
+				g.OriginBytes += r.Origin
+				g.SeedLinkRx += r.LinkRx
+				continue
+			}
+			g.Leechers++
+			g.SeedBytes += r.SeedB
+			g.PeerBytes += r.PeerB
+			g.LeechersLinkRx += r.LinkRx
+			if r.Completed {
+				g.Completed++
+				if g.LastPeerS == nil || r.DoneS > *g.LastPeerS {
+					v := r.DoneS
+					g.LastPeerS = &v
+				}
+			}
+		}
+		for _, g := range regs {
+			if g.Completed < g.Leechers {
+				g.LastPeerS = nil
+			}
+			s.Regions = append(s.Regions, *g)
+		}
+		sort.Slice(s.Regions, func(i, j int) bool { return s.Regions[i].Region < s.Regions[j].Region })
 		for _, r := range rs {
 			if r.Error != "" {
 				s.Errors = append(s.Errors, r.Role+": "+r.Error)
+			}
+			if r.Extra != "" {
+				s.Notes = append(s.Notes, r.Role+" "+r.Region+": "+r.Extra)
 			}
 			if r.Role == "seed" {
 				s.OriginBytes += r.Origin
@@ -166,6 +226,25 @@ func report(sc scenario, runDir string) (string, error) {
 	for _, s := range sums {
 		fmt.Fprintf(&sb, "%-11s peers=%d lower_bound=%.1fs last_peer=%s p50=%s origin=%.2fx completed=%d/%d all_verified=%v received_mib(min/mean/max)=%.1f/%.1f/%.1f\n",
 			s.Name, s.Peers, s.LowerBoundS, opt(s.LastPeerS), opt(s.P50S), s.OriginVsFile, s.Completed, s.Peers, s.AllVerified, s.RecvMiBMin, s.RecvMiBMean, s.RecvMiBMax)
+		for _, g := range s.Regions {
+			f := float64(s.FileBytes)
+			fmt.Fprintf(&sb, "  region %-4s leechers=%d completed=%d last_peer=%s origin=%.2fx seed_link_rx=%.2fx leechers: from seed %.2fx, from peers %.2fx\n",
+				g.Region, g.Leechers, g.Completed, opt(g.LastPeerS), float64(g.OriginBytes)/f, float64(g.SeedLinkRx)/f, float64(g.SeedBytes)/f, float64(g.PeerBytes)/f)
+		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(&sb, "  note: %s\n", n)
+		}
+		seen := map[string]int{}
+		var order []string
+		for _, e := range s.Errors {
+			if seen[e] == 0 {
+				order = append(order, e)
+			}
+			seen[e]++
+		}
+		for _, e := range order {
+			fmt.Fprintf(&sb, "  error (%d×): %s\n", seen[e], e)
+		}
 	}
 	return sb.String(), nil
 }
