@@ -23,6 +23,10 @@ type Announcer interface {
 // winner's first pieces before it gives up and reads the origin itself.
 const electPatience = 20 * time.Second
 
+// electStall is the stall and starve timeout while copying from an elected
+// reader: a second origin read is what the election exists to avoid.
+const electStall = time.Minute
+
 // announceTimeout bounds the election's announcement.
 const announceTimeout = 10 * time.Second
 
@@ -93,5 +97,10 @@ func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Dura
 	patient := *f
 	patient.cfg.patient = true
 	patient.cfg.lookup = electPatience
+	// The reader fills in as fast as its origin link allows, which may be
+	// slower than a piece per stall timeout (another region's reader on a
+	// thin link): wait for it longer before reading the origin a second time.
+	patient.cfg.stall = max(patient.cfg.stall, electStall)
+	patient.cfg.starve = max(patient.cfg.starve, electStall)
 	return patient.Fetch(ctx, req, obs)
 }
