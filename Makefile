@@ -5,9 +5,9 @@ BIN       := bin/dfp2p
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Unit tests run with the race detector; end-to-end tests run real processes.
-UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /sim)
 
-.PHONY: all build test unit e2e vet demo bench fuzz clean deps sim
+.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim
 
 all: build
 
@@ -22,10 +22,17 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-test: deps vet unit e2e
+test: deps vet unit simtier e2e
 
 unit:
 	$(GO) test -race -timeout 10m $(UNIT_PKGS)
+
+# simtier: the in-process simulation (50 daemons on go-libp2p's simulated
+# network, virtual time). Without -race: the race detector makes each
+# simulated packet ~7x dearer, and the full scenarios (8 MiB, churn) then
+# take minutes; the packages it drives are race-tested in unit.
+simtier:
+	$(GO) test -count=1 -timeout 10m ./sim/...
 
 e2e:
 	$(GO) test -timeout 15m -v -count=1 ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
