@@ -301,14 +301,20 @@ func runSeed(ctx context.Context, re *runtime.RunEnv, ic *run.InitContext, p par
 	defer stop()
 	ic.SyncClient.MustPublish(ctx, infoTopic, &info)
 	// Wait for the leechers to finish (or give up), then report.
+	awaitLeechers(ctx, ic, p, leechers, &served, res)
+	re.RecordMessage("seed: origin served %d bytes", res.Origin)
+	return nil
+}
+
+// awaitLeechers waits until every leecher reported (or the run's timeout
+// passed) and records what the origin served.
+func awaitLeechers(ctx context.Context, ic *run.InitContext, p params, leechers int, served *atomic.Int64, res *result) {
 	bctx, cancel := context.WithTimeout(ctx, p.Timeout+time.Minute)
 	defer cancel()
 	berr := <-ic.SyncClient.MustBarrier(bctx, stateLeechd, leechers).C
 	res.Origin = served.Load()
 	res.Completed = berr == nil
 	res.Verified = true
-	re.RecordMessage("seed: origin served %d bytes", res.Origin)
-	return nil
 }
 
 func runLeecher(ctx context.Context, name string, re *runtime.RunEnv, ic *run.InitContext, p params, ip net.IP, us shape, leechers int, res *result) error {

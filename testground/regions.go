@@ -209,12 +209,7 @@ func runRegionSeed(ctx context.Context, re *runtime.RunEnv, ic *run.InitContext,
 	time.Sleep(p.DHTSettle)
 	ic.SyncClient.MustPublish(ctx, infoTopic, &seedInfo{OriginURL: msg.OriginURL, SHA256: msg.SHA256, Size: msg.Size,
 		JoinToken: t.JoinToken(), Region: p.Region})
-	bctx, cancel := context.WithTimeout(ctx, p.Timeout+time.Minute)
-	defer cancel()
-	berr := <-ic.SyncClient.MustBarrier(bctx, stateLeechd, leechers).C
-	res.Origin = served.Load()
-	res.Completed = berr == nil
-	res.Verified = true
+	awaitLeechers(ctx, ic, p, leechers, &served, res)
 	re.RecordMessage("seed %s: origin served %d bytes", p.Region, res.Origin)
 	return nil
 }
@@ -294,11 +289,6 @@ func runFailoverSeed(ctx context.Context, re *runtime.RunEnv, ic *run.InitContex
 	res.Extra = fmt.Sprintf("closed the task's owner, tracker %c (…%s), %s, at %.1fs; origin had served %.2f MiB then",
 		'A'+owner, id[len(id)-6:], trigger, time.Since(t0).Seconds(), float64(served.Load())/(1<<20))
 	re.RecordMessage("%s", res.Extra)
-	bctx, cancel := context.WithTimeout(ctx, p.Timeout+time.Minute)
-	defer cancel()
-	berr := <-ic.SyncClient.MustBarrier(bctx, stateLeechd, leechers).C
-	res.Origin = served.Load()
-	res.Completed = berr == nil
-	res.Verified = true
+	awaitLeechers(ctx, ic, p, leechers, &served, res)
 	return nil
 }
