@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/dfp2p/dfp2p v0.0.0
+	github.com/libp2p/go-libp2p v0.51.0
 	github.com/testground/sdk-go v0.3.0
 	github.com/testground/sync-service v0.1.0
 	go.uber.org/zap v1.28.0
@@ -53,7 +54,6 @@ require (
 	github.com/libp2p/go-buffer-pool v0.1.0 // indirect
 	github.com/libp2p/go-cidranger v1.1.0 // indirect
 	github.com/libp2p/go-flow-metrics v0.3.0 // indirect
-	github.com/libp2p/go-libp2p v0.51.0 // indirect
 	github.com/libp2p/go-libp2p-asn-util v0.4.1 // indirect
 	github.com/libp2p/go-libp2p-kad-dht v0.42.2 // indirect
 	github.com/libp2p/go-libp2p-kbucket v0.9.0 // indirect
