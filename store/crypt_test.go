@@ -111,28 +111,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 func checkReaderOffsets(t *testing.T, s *Store, f *file) {
 	t.Helper()
 	L := int64(len(f.data))
-	for _, off := range []int64{0, 1, segSize - 1, segSize, segSize + 1, ps - 1, ps, ps + 3*segSize + 7, L - 1, L} {
-		r, err := s.NewReader(f.id, off)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		buf := make([]byte, 77777)
-		for {
-			n, err := r.Read(buf)
-			got = append(got, buf[:n]...)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("off %d: %v", off, err)
-			}
-		}
-		r.Close()
-		if !bytes.Equal(got, f.data[off:]) {
-			t.Fatalf("off %d: %d bytes, mismatch", off, len(got))
-		}
-	}
+	readFrom(t, s, f, 0, 1, segSize-1, segSize, segSize+1, ps-1, ps, ps+3*segSize+7, L-1, L)
 }
 
 func TestEncryptedNoPlaintextOnDisk(t *testing.T) {

@@ -412,12 +412,27 @@ func TestNewReaderOffsets(t *testing.T) {
 	f := newFile("reader", 3*ps+100)
 	writeAll(t, s, f)
 	L := int64(len(f.data))
-	for _, off := range []int64{0, 1, ps - 1, ps, ps + 1, 2*ps + 12345, 3 * ps, L - 1, L} {
+	readFrom(t, s, f, 0, 1, ps-1, ps, ps+1, 2*ps+12345, 3*ps, L-1, L)
+	for _, off := range []int64{-1, L + 1} {
+		if _, err := s.NewReader(f.id, off); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("off %d: %v", off, err)
+		}
+	}
+	if _, err := s.NewReader(tid("nope"), 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown task: %v", err)
+	}
+}
+
+// readFrom reads f back through NewReader from each offset, in small
+// odd-sized reads that cross piece (and segment) boundaries, and checks the
+// bytes.
+func readFrom(t *testing.T, s *Store, f *file, offsets ...int64) {
+	t.Helper()
+	for _, off := range offsets {
 		r, err := s.NewReader(f.id, off)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Small odd-sized reads cross piece boundaries.
 		var got []byte
 		buf := make([]byte, 77777)
 		for {
@@ -427,21 +442,13 @@ func TestNewReaderOffsets(t *testing.T) {
 				break
 			}
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("off %d: %v", off, err)
 			}
 		}
 		r.Close()
 		if !bytes.Equal(got, f.data[off:]) {
 			t.Fatalf("off %d: %d bytes, mismatch", off, len(got))
 		}
-	}
-	for _, off := range []int64{-1, L + 1} {
-		if _, err := s.NewReader(f.id, off); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("off %d: %v", off, err)
-		}
-	}
-	if _, err := s.NewReader(tid("nope"), 0); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown task: %v", err)
 	}
 }
 
