@@ -252,6 +252,7 @@ func (s *fakeStore) checkPieces(t *testing.T, id content.TaskID, data []byte) {
 
 // origin is a test HTTP origin serving data.
 type origin struct {
+	release chan struct{} // closed when the test ends (stall)
 	data    []byte
 	ranges  bool // honour Range
 	chunked bool // no Content-Length on full responses
@@ -431,9 +432,19 @@ func sha(b []byte) string {
 // start registers leak checking first (so it runs last) and serves o.
 func start(t *testing.T, o *origin) *httptest.Server {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
+	o.release = make(chan struct{})
 	srv := httptest.NewServer(o)
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(o.release) }) // runs first: frees stalled handlers
 	return srv
+}
+
+// stall holds a hooked request until the client gives up or the test ends.
+func (o *origin) stall(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-o.release:
+	}
 }
 
 // newTestFetcher has fast retries and its own client.

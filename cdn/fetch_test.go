@@ -460,7 +460,6 @@ func TestResume(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	o := &origin{data: testData(size35, 17), ranges: true}
-	release := make(chan struct{})
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if n == 1 {
 			return false
@@ -472,14 +471,10 @@ func TestCancel(t *testing.T) {
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write(head) // then stall mid-body
 		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
+		o.stall(r)
 		return true
 	}
 	srv := start(t, o)
-	t.Cleanup(func() { close(release) })
 	st := newFakeStore(t)
 	f := newTestFetcher(t, st)
 	u := srv.URL + "/slow"
@@ -626,7 +621,6 @@ func TestSpoolRetried(t *testing.T) {
 // A body that stalls longer than the timeout is abandoned and retried.
 func TestBodyStallRetried(t *testing.T) {
 	o := &origin{data: testData(size35, 32), ranges: true}
-	release := make(chan struct{})
 	var stalled atomic.Int64
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if n == 1 || stalled.Add(1) != 1 {
@@ -638,14 +632,10 @@ func TestBodyStallRetried(t *testing.T) {
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write(o.data[a : a+100])
 		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
+		o.stall(r)
 		return true
 	}
 	srv := start(t, o)
-	t.Cleanup(func() { close(release) })
 	f := newTestFetcher(t, newFakeStore(t), WithTimeout(150*time.Millisecond))
 	u := srv.URL + "/stall"
 	m, err := f.Fetch(context.Background(), Request{Task: taskFor(u), URL: u}, nil)

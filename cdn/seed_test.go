@@ -112,19 +112,14 @@ func TestSeedFailureShared(t *testing.T) {
 
 func TestSeedCloseCancels(t *testing.T) {
 	o := &origin{data: testData(size35, 21), ranges: true}
-	release := make(chan struct{})
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
 		if n == 1 {
 			return false
 		}
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
+		o.stall(r)
 		return true
 	}
 	srv := start(t, o)
-	t.Cleanup(func() { close(release) })
 	s := NewSeed(newTestFetcher(t, newFakeStore(t)), nil)
 	u := srv.URL + "/slow"
 	j := s.Start(Request{Task: taskFor(u), URL: u})
@@ -146,16 +141,11 @@ func TestSeedCloseCancels(t *testing.T) {
 
 func TestSeedJobTimeout(t *testing.T) {
 	o := &origin{}
-	release := make(chan struct{})
 	o.hook = func(w http.ResponseWriter, r *http.Request, n int64) bool {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
+		o.stall(r)
 		return true
 	}
 	srv := start(t, o)
-	t.Cleanup(func() { close(release) })
 	s := NewSeed(newTestFetcher(t, newFakeStore(t)), nil, WithJobTimeout(100*time.Millisecond))
 	defer s.Close()
 	u := srv.URL + "/never"
