@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 	"github.com/dfp2p/dfp2p/node"
 )
 
@@ -27,16 +28,6 @@ var leakIgnores = []goleak.Option{
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, leakIgnores...)
-}
-
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
 }
 
 // newDHT starts a DHT on h bootstrapped to the given hosts. Cleanup closes
@@ -111,7 +102,7 @@ func TestTaskKey(t *testing.T) {
 }
 
 func TestProvideFindThreeNodes(t *testing.T) {
-	ha, hb, hc := newHost(t), newHost(t), newHost(t)
+	ha, hb, hc := nodetest.Host(t), nodetest.Host(t), nodetest.Host(t)
 	b := newDHT(t, hb, nil)
 	a := newDHT(t, ha, []host.Host{hb})
 	c := newDHT(t, hc, []host.Host{hb})
@@ -180,7 +171,7 @@ func TestProvideFindThreeNodes(t *testing.T) {
 
 // Records expire after the TTL unless the reprovider renews them.
 func TestReprovideAndExpiry(t *testing.T) {
-	ha, hb := newHost(t), newHost(t)
+	ha, hb := nodetest.Host(t), nodetest.Host(t)
 	opts := []Option{WithReprovideInterval(300 * time.Millisecond), WithProvideTTL(1200 * time.Millisecond)}
 	b := newDHT(t, hb, nil, opts...)
 	a := newDHT(t, ha, []host.Host{hb}, opts...)
@@ -214,7 +205,7 @@ func TestReprovideAndExpiry(t *testing.T) {
 
 // A key provided before the node joined is announced once it joins.
 func TestProvideBeforeJoin(t *testing.T) {
-	ha, hb := newHost(t), newHost(t)
+	ha, hb := nodetest.Host(t), nodetest.Host(t)
 	a := newDHT(t, ha, nil)
 	ctx := context.Background()
 	task := taskID(4)
@@ -246,8 +237,8 @@ func TestProvideBeforeJoin(t *testing.T) {
 }
 
 func TestBadBootstrap(t *testing.T) {
-	h := newHost(t)
-	other := newHost(t)
+	h := nodetest.Host(t)
+	other := nodetest.Host(t)
 	for _, bad := range []string{
 		"",
 		"not a multiaddr",
@@ -285,7 +276,7 @@ func TestCloseNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	dead := newHost(t) // a peer that speaks no DHT
+	dead := nodetest.Host(t) // a peer that speaks no DHT
 	d, err := New(context.Background(), h, WithBootstrap(node.Addrs(dead)...), WithQueryTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +302,7 @@ func TestCloseNoLeaks(t *testing.T) {
 // Advertise returns at once; the reprovider announces the key moments later.
 // Withdraw drops the task and its root.
 func TestAdvertiseWithdraw(t *testing.T) {
-	ha, hb := newHost(t), newHost(t)
+	ha, hb := nodetest.Host(t), nodetest.Host(t)
 	b := newDHT(t, hb, nil)
 	a := newDHT(t, ha, []host.Host{hb})
 	waitRT(t, 1, 10*time.Second, a, b)
@@ -348,7 +339,7 @@ func TestAdvertiseWithdraw(t *testing.T) {
 
 // Nodes find the other nodes of a role; a node does not find itself.
 func TestRoles(t *testing.T) {
-	ha, hb, hc := newHost(t), newHost(t), newHost(t)
+	ha, hb, hc := nodetest.Host(t), nodetest.Host(t), nodetest.Host(t)
 	b := newDHT(t, hb, nil)
 	a := newDHT(t, ha, []host.Host{hb})
 	c := newDHT(t, hc, []host.Host{hb})
@@ -374,7 +365,7 @@ func TestRoles(t *testing.T) {
 // A bootstrap address may name its host by DNS (/dns4/NAME/...): libp2p
 // resolves it when dialling.
 func TestBootstrapDNS(t *testing.T) {
-	ha, hb := newHost(t), newHost(t)
+	ha, hb := nodetest.Host(t), nodetest.Host(t)
 	a := newDHT(t, ha, nil)
 	var dns []string
 	for _, s := range node.Addrs(ha) {

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 )
 
 // swarm is n in-process DHT nodes on loopback QUIC. Nodes below servers run
@@ -27,7 +28,7 @@ func newSwarm(tb testing.TB, n, servers int, seed int64) *swarm {
 	rng := rand.New(rand.NewSource(seed))
 	s := &swarm{}
 	for i := range n {
-		h := newHost(tb)
+		h := nodetest.Host(tb)
 		var boot []host.Host
 		earlier := min(i, servers)
 		for _, j := range rng.Perm(earlier)[:min(earlier, 2+rng.Intn(2))] {

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 	"github.com/dfp2p/dfp2p/internal/wire"
-	"github.com/dfp2p/dfp2p/node"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -103,19 +103,9 @@ func randBytes(seed uint64, n int) []byte {
 	return b
 }
 
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
 // pair returns a server host and a client host that knows its addresses.
 func pair(t testing.TB) (srv, cli host.Host) {
-	srv, cli = newHost(t), newHost(t)
+	srv, cli = nodetest.Host(t), nodetest.Host(t)
 	cli.Peerstore().AddAddrs(srv.ID(), srv.Addrs(), peerstore.PermanentAddrTTL)
 	return srv, cli
 }
@@ -439,7 +429,7 @@ func TestMaliciousServer(t *testing.T) {
 func TestUploadConcurrencyBounded(t *testing.T) {
 	// One client host per fetch: fetches on one connection would share its
 	// QUIC flow-control window, which the stalled deliveries below exhaust.
-	srvH := newHost(t)
+	srvH := nodetest.Host(t)
 	src := newFakeSource(t)
 	const slots, fetches = 2, 5
 	srv := NewServer(srvH, src, WithMaxUploads(slots), WithQueueTimeout(300*time.Millisecond))
@@ -453,7 +443,7 @@ func TestUploadConcurrencyBounded(t *testing.T) {
 	results := make(chan Result, fetches)
 	var wg sync.WaitGroup
 	for i := 0; i < fetches; i++ {
-		cliH := newHost(t)
+		cliH := nodetest.Host(t)
 		cliH.Peerstore().AddAddrs(srvH.ID(), srvH.Addrs(), peerstore.PermanentAddrTTL)
 		c := NewClient(cliH)
 		wg.Go(func() {

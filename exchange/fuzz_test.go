@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 	"github.com/dfp2p/dfp2p/internal/wire"
 )
 
@@ -62,7 +63,7 @@ func FuzzPieceRequest(f *testing.F) {
 		held[pieceKey{r.Task, r.Index}] = r.CID
 		data[pieceKey{r.Task, r.Index}] = d
 	}
-	srv := NewServer(newHost(f), src, WithQueueTimeout(time.Second))
+	srv := NewServer(nodetest.Host(f), src, WithQueueTimeout(time.Second))
 	f.Cleanup(func() { srv.Close() })
 
 	ref0 := wireRef{Task: testTask, Index: 0, CID: held[pieceKey{testTask, 0}]}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/dfp2p/dfp2p/store"
 	"github.com/ipfs/go-cid"
@@ -408,7 +409,7 @@ func mustEncode(s *Status) statusResponse {
 }
 
 func TestStatusAnswersBounded(t *testing.T) {
-	srvH := newHost(t)
+	srvH := nodetest.Host(t)
 	f := newStatusFile(7)
 	release := make(chan struct{})
 	var entered sync.WaitGroup
@@ -422,7 +423,7 @@ func TestStatusAnswersBounded(t *testing.T) {
 	errs := make(chan error, maxStatusAnswers)
 	var wg sync.WaitGroup
 	for range maxStatusAnswers {
-		cliH := newHost(t)
+		cliH := nodetest.Host(t)
 		cliH.Peerstore().AddAddrs(srvH.ID(), srvH.Addrs(), time.Hour)
 		wg.Go(func() {
 			_, err := NewClient(cliH).Status(context.Background(), srvH.ID(), f.id)
@@ -430,7 +431,7 @@ func TestStatusAnswersBounded(t *testing.T) {
 		})
 	}
 	entered.Wait()
-	cliH := newHost(t)
+	cliH := nodetest.Host(t)
 	cliH.Peerstore().AddAddrs(srvH.ID(), srvH.Addrs(), time.Hour)
 	start := time.Now()
 	if _, err := NewClient(cliH).Status(context.Background(), srvH.ID(), f.id); err == nil || errors.Is(err, ErrNotFound) {

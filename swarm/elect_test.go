@@ -18,6 +18,7 @@ import (
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/exchange"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 )
 
 // memDHT is an in-memory provider table standing in for the DHT.
@@ -92,7 +93,7 @@ func TestFetchOrElectColdStart(t *testing.T) {
 	errs := make([]error, nodes)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		h := newHost(t)
+		h := nodetest.Host(t)
 		st, _ := openStore(t)
 		xs := exchange.NewServer(h, st, exchange.WithStatus(exchange.StoreStatus(st)))
 		t.Cleanup(func() { xs.Close() })

@@ -28,22 +28,12 @@ import (
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/exchange"
-	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 	"github.com/dfp2p/dfp2p/store"
 	lpcrypto "github.com/libp2p/go-libp2p/core/crypto"
 )
 
 const ps = content.MinPieceSize // the piece size the rule picks for the test files
-
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 func openStore(t testing.TB) (*store.Store, string) {
 	t.Helper()
@@ -145,7 +135,7 @@ func copyPiece(t *testing.T, from, to *store.Store, id content.TaskID, i int) {
 
 // start serves p's store from a new host.
 func (p *provider) start(t *testing.T) {
-	p.h = newHost(t)
+	p.h = nodetest.Host(t)
 	p.srv = exchange.NewServer(p.h, p.st, exchange.WithStatus(exchange.StoreStatus(p.st)),
 		exchange.WithUploadObserver(func(peer.ID, int64) { p.uploads.Add(1) }))
 	srv := p.srv
@@ -210,7 +200,7 @@ func (b *lockedBuffer) String() string {
 
 func newClient(t *testing.T, opts ...Option) *client {
 	t.Helper()
-	c := &client{h: newHost(t), finder: &staticFinder{}, log: &lockedBuffer{}, bytes: map[peer.ID]int64{}}
+	c := &client{h: nodetest.Host(t), finder: &staticFinder{}, log: &lockedBuffer{}, bytes: map[peer.ID]int64{}}
 	c.st, _ = openStore(t)
 	xc := exchange.NewClient(c.h, exchange.WithIdleTimeout(5*time.Second))
 	base := []Option{
@@ -445,7 +435,7 @@ func TestFetchNoProviders(t *testing.T) {
 	empty := &provider{}
 	empty.st, empty.dir = openStore(t)
 	empty.start(t)
-	plain := newHost(t)
+	plain := nodetest.Host(t)
 	srv := exchange.NewServer(plain, f.seed) // no WithStatus
 	defer srv.Close()
 	cl.finder.set(empty)

@@ -12,23 +12,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dfp2p/dfp2p/crypto"
-	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/internal/nodetest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
 		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"))
-}
-
-func newHost(t *testing.T) host.Host {
-	t.Helper()
-	h, err := node.New(node.WithListenAddrs("/ip4/127.0.0.1/udp/0/quic-v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
 }
 
 func newMembers(t *testing.T, h host.Host, ca *crypto.CA) *Members {
@@ -87,7 +77,7 @@ func connect(t *testing.T, a, b host.Host) {
 func TestGate(t *testing.T) {
 	ca, _ := crypto.NewCA()
 	other, _ := crypto.NewCA()
-	hs, ha, hn, hf := newHost(t), newHost(t), newHost(t), newHost(t)
+	hs, ha, hn, hf := nodetest.Host(t), nodetest.Host(t), nodetest.Host(t), nodetest.Host(t)
 	srv := newMembers(t, hs, ca)
 	a := newMembers(t, ha, ca)
 	newMembers(t, hn, nil) // open: presents nothing
@@ -145,7 +135,7 @@ func TestGate(t *testing.T) {
 // the revocation list; a wrong secret is refused.
 func TestJoinRenew(t *testing.T) {
 	ca, _ := crypto.NewCA()
-	ht, hd, hx := newHost(t), newHost(t), newHost(t)
+	ht, hd, hx := nodetest.Host(t), nodetest.Host(t), nodetest.Host(t)
 	tm := newMembers(t, ht, ca)
 	secret := make([]byte, 32)
 	secret[0] = 7
