@@ -71,7 +71,7 @@ func (is *Issuer) handle(s network.Stream) {
 		return
 	}
 	p := s.Conn().RemotePeer()
-	resp := is.answer(s.Conn().RemotePeer(), &req)
+	resp := is.answer(p, &req)
 	if resp.Error != "" {
 		is.m.log.Info("member: join request refused", "peer", p, "type", req.Type, "err", resp.Error)
 	}
@@ -130,19 +130,8 @@ func (is *Issuer) answer(p peer.ID, req *joinReq) joinResp {
 func call(ctx context.Context, m *Members, tracker peer.ID, req joinReq) (*joinResp, error) {
 	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
-	s, err := m.h.NewStream(ctx, tracker, JoinProtocolID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := wire.WriteMsg(s, req); err != nil {
-		_ = s.Reset()
-		return nil, err
-	}
 	var resp joinResp
-	if err := wire.ReadMsg(bufio.NewReader(s), maxJoinMsg, &resp); err != nil {
-		_ = s.Reset()
+	if err := m.roundTrip(ctx, tracker, JoinProtocolID, req, maxJoinMsg, &resp); err != nil {
 		return nil, err
 	}
 	if resp.Error != "" {

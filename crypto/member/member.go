@@ -352,22 +352,31 @@ func (m *Members) exchange(ctx context.Context, p peer.ID) error {
 		m.mu.Unlock()
 		close(ch)
 	}()
-	s, err := m.h.NewStream(network.WithAllowLimitedConn(ctx, "member"), p, ProtocolID)
+	var resp certMsg
+	if err := m.roundTrip(network.WithAllowLimitedConn(ctx, "member"), p, ProtocolID, certMsg{Cert: own}, maxCertMsg, &resp); err != nil {
+		return err
+	}
+	return m.accept(p, resp.Cert)
+}
+
+// roundTrip sends req to p on a new stream of proto and reads one answer of
+// at most max bytes into resp, all within ioTimeout.
+func (m *Members) roundTrip(ctx context.Context, p peer.ID, proto protocol.ID, req any, max int, resp any) error {
+	s, err := m.h.NewStream(ctx, p, proto)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := wire.WriteMsg(s, certMsg{Cert: own}); err != nil {
+	if err := wire.WriteMsg(s, req); err != nil {
 		_ = s.Reset()
 		return err
 	}
-	var resp certMsg
-	if err := wire.ReadMsg(bufio.NewReader(s), maxCertMsg, &resp); err != nil {
+	if err := wire.ReadMsg(bufio.NewReader(s), max, resp); err != nil {
 		_ = s.Reset()
 		return err
 	}
-	return m.accept(p, resp.Cert)
+	return nil
 }
 
 // handle answers an exchange: it verifies the opener's certificate and
