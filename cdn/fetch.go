@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/limit"
 )
 
 // PieceWriter is the part of the store the fetcher writes through.
@@ -77,6 +78,7 @@ type Fetcher struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	counter  func(int64)
+	limit    limit.Group
 	tempDir  string
 
 	// Tunables kept unexported (tests shrink them).

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/dfp2p/dfp2p/internal/limit"
 )
 
 // Defaults.
@@ -67,6 +69,14 @@ func WithRetries(n int) Option {
 // origin bodies, as they are read. fn must be safe for concurrent use.
 func WithByteCounter(fn func(n int64)) Option {
 	return fetcherOption(func(f *Fetcher) { f.counter = fn })
+}
+
+// WithRateLimit makes every byte read from origin bodies wait on each limit
+// of g (a process's origin and download limits, shared by all its fetches).
+// Body reads then take at most one burst at a time, and the stall timeout
+// does not run while a read waits for the limit.
+func WithRateLimit(g limit.Group) Option {
+	return fetcherOption(func(f *Fetcher) { f.limit = g })
 }
 
 // WithTimeout bounds the wait for an origin's response headers and any stall

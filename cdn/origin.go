@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dfp2p/dfp2p/internal/limit"
 )
 
 // OriginError is an HTTP status from the origin that ended a fetch. URL is the
@@ -186,7 +188,7 @@ func (f *Fetcher) do(ctx context.Context, u *url.URL, hdr http.Header, rng strin
 		}
 		return nil, retryable(err)
 	}
-	b := &body{rc: resp.Body, cancel: cancel, timer: timer, timeout: f.timeout, timedOut: &timedOut, ctx: ctx, count: f.counter}
+	b := &body{rc: resp.Body, cancel: cancel, timer: timer, timeout: f.timeout, timedOut: &timedOut, ctx: ctx, count: f.counter, limit: f.limit}
 	resp.Body = b
 	return &response{Response: resp}, nil
 }
@@ -236,14 +238,29 @@ type body struct {
 	timedOut *atomic.Bool
 	ctx      context.Context // the caller's context (not the request's)
 	count    func(int64)
+	limit    limit.Group
 	once     sync.Once
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	chunk := b.limit.Chunk()
+	if chunk > 0 && len(p) > chunk {
+		p = p[:chunk]
+	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		if b.count != nil {
 			b.count(int64(n))
+		}
+		if chunk > 0 {
+			// The bytes are in: wait for them with the stall timer
+			// stopped (a wait for the limit is not a stalled origin).
+			if b.timer != nil {
+				b.timer.Stop()
+			}
+			if werr := b.limit.WaitN(b.ctx, n); werr != nil {
+				return n, werr
+			}
 		}
 		if b.timer != nil {
 			b.timer.Reset(b.timeout)

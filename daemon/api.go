@@ -84,6 +84,7 @@ func (d *Daemon) apiHandler() http.Handler {
 		}
 		httpapi.JSON(w, http.StatusOK, d.status(t))
 	}))
+	d.limits.Mount(mux, d.auth, d.log)
 	httpapi.Pprof(mux, d.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
 	return mux

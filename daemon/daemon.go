@@ -21,6 +21,7 @@ import (
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
+	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/proxy"
 	"github.com/dfp2p/dfp2p/store"
@@ -76,6 +77,9 @@ type Config struct {
 	Join *crypto.JoinToken
 	// APICertFile and APIKeyFile serve the HTTP API over TLS when set.
 	APICertFile, APIKeyFile string
+	// Limits are the bandwidth limits (0: unlimited); PUT /api/v1/limits
+	// changes them at run time.
+	Limits limit.Rates
 	// EncryptKey (32 bytes) turns on encryption of cached pieces at rest
 	// with EncryptCipher (store.Ciphers; default aes-256-gcm).
 	EncryptKey    []byte
@@ -142,6 +146,7 @@ type Daemon struct {
 	keeper     *member.Keeper
 	auth       *httpapi.Auth
 	originOpts []cdn.Option
+	limits     *limit.Set
 	m          *metrics
 	api        *httpapi.Server
 	proxy      *proxy.Proxy
@@ -194,6 +199,8 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.h = h
 	d.m = newMetrics()
+	d.limits = limit.NewSet(cfg.Limits)
+	d.m.reg.MustRegister(d.limits.Collector())
 	var ca ed25519.PublicKey
 	if cfg.Join != nil {
 		ca = cfg.Join.CA
@@ -204,8 +211,8 @@ func New(cfg Config) (*Daemon, error) {
 	d.m.reg.MustRegister(d.members.Collectors()...)
 	gated := d.members.Host()
 	d.xs = exchange.NewServer(gated, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
-		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }))
-	d.xc = exchange.NewClient(h, exchange.WithIdleTimeout(cfg.PieceIdleTimeout))
+		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }), exchange.WithUploadLimit(d.limits.Upload))
+	d.xc = exchange.NewClient(h, exchange.WithIdleTimeout(cfg.PieceIdleTimeout), exchange.WithDownloadLimit(d.limits.Download))
 	if len(trackers) > 0 {
 		d.tc = tracker.NewClient(h, trackers)
 	}
@@ -223,7 +230,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		d.dht = kd
 	}
-	d.originOpts = []cdn.Option{cdn.WithLogger(d.log)}
+	d.originOpts = []cdn.Option{cdn.WithLogger(d.log), cdn.WithRateLimit(d.limits.OriginGroup())}
 	if cfg.OriginClient != nil {
 		d.originOpts = append(d.originOpts, cdn.WithHTTPClient(cfg.OriginClient))
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -23,8 +24,9 @@ import (
 const DefaultIdleTimeout = 15 * time.Second
 
 type clientConfig struct {
-	idle time.Duration
-	log  *slog.Logger
+	idle  time.Duration
+	log   *slog.Logger
+	limit *limit.Limiter
 }
 
 // ClientOption configures NewClient.
@@ -44,6 +46,13 @@ func WithIdleTimeout(d time.Duration) ClientOption {
 // WithClientLogger sets the client's logger.
 func WithClientLogger(l *slog.Logger) ClientOption {
 	return func(c *clientConfig) { c.log = l }
+}
+
+// WithDownloadLimit makes every piece byte the client receives wait on l (a
+// process's download limit, shared by all its fetches). Reads then take at
+// most one burst of l at a time. nil: unlimited.
+func WithDownloadLimit(l *limit.Limiter) ClientOption {
+	return func(c *clientConfig) { c.limit = l }
 }
 
 // Client fetches pieces from peers. It is safe for concurrent use; each
@@ -166,7 +175,7 @@ func (c *Client) fetchBatch(ctx context.Context, p peer.ID, refs []PieceRef, bat
 	br := bufio.NewReaderSize(st, 32<<10)
 	for _, i := range batch {
 		res := &results[i]
-		if err := c.fetchOne(st, br, p, res, deliver); err != nil {
+		if err := c.fetchOne(ctx, st, br, p, res, deliver); err != nil {
 			if ctx.Err() != nil {
 				// The reset came from ctx: report that, not the reset.
 				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -183,7 +192,7 @@ func (c *Client) fetchBatch(ctx context.Context, p peer.ID, refs []PieceRef, bat
 
 // fetchOne reads one answer. A returned error is fatal for the stream; res.Err
 // may be set without an error for per-piece failures.
-func (c *Client) fetchOne(st network.Stream, br *bufio.Reader, p peer.ID, res *Result, deliver func(PieceRef, io.Reader) error) error {
+func (c *Client) fetchOne(ctx context.Context, st network.Stream, br *bufio.Reader, p peer.ID, res *Result, deliver func(PieceRef, io.Reader) error) error {
 	if err := st.SetReadDeadline(time.Now().Add(c.cfg.idle)); err != nil {
 		return err
 	}
@@ -210,7 +219,7 @@ func (c *Client) fetchOne(st network.Stream, br *bufio.Reader, p peer.ID, res *R
 		return fmt.Errorf("%w: piece length %d from %s", ErrProtocol, h.Length, p)
 	}
 
-	body := &pieceBody{st: st, r: br, remaining: h.Length, idle: c.cfg.idle}
+	body := &pieceBody{st: st, r: br, remaining: h.Length, idle: c.cfg.idle, ctx: ctx, limit: c.cfg.limit}
 	derr := deliver(res.Ref, body)
 	body.done = true
 	res.Bytes = h.Length - body.remaining
@@ -251,8 +260,11 @@ func readError(p peer.ID, what string, err error) error {
 }
 
 // pieceBody yields exactly one piece's bytes from the stream, refreshing the
-// idle deadline as bytes arrive.
+// idle deadline as bytes arrive, and waits on the download limit for the
+// bytes it read before returning them.
 type pieceBody struct {
+	ctx       context.Context
+	limit     *limit.Limiter
 	st        network.Stream
 	r         *bufio.Reader
 	remaining int64
@@ -271,6 +283,16 @@ var errBodyDone = errors.New("exchange: piece body read after deliver returned")
 const gatherMin = 256 << 10
 
 func (b *pieceBody) Read(p []byte) (int, error) {
+	n, err := b.read(p)
+	if n > 0 && b.limit != nil {
+		if werr := b.limit.WaitN(b.ctx, n); werr != nil && err == nil {
+			b.err, err = werr, werr
+		}
+	}
+	return n, err
+}
+
+func (b *pieceBody) read(p []byte) (int, error) {
 	if b.done {
 		return 0, errBodyDone
 	}
@@ -282,6 +304,9 @@ func (b *pieceBody) Read(p []byte) (int, error) {
 	}
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
+	}
+	if c := b.limit.Chunk(); c > 0 && len(p) > c {
+		p = p[:c]
 	}
 	want := min(len(p), gatherMin)
 	n := 0

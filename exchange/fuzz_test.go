@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,7 +254,7 @@ func FuzzPieceHeader(f *testing.F) {
 		for i := range refs {
 			results[i].Ref = refs[i]
 			reached++
-			if err := c.fetchOne(st, br, "fuzz-peer", &results[i], deliver); err != nil {
+			if err := c.fetchOne(context.Background(), st, br, "fuzz-peer", &results[i], deliver); err != nil {
 				streamErr = err
 				break
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -50,6 +51,7 @@ type serverConfig struct {
 	observe      func(peer.ID, int64)
 	log          *slog.Logger
 	status       func(content.TaskID) (*Status, error)
+	limit        *limit.Limiter
 }
 
 // ServerOption configures NewServer.
@@ -92,6 +94,13 @@ func WithServerIdleTimeout(d time.Duration) ServerOption {
 // safe for concurrent use.
 func WithUploadObserver(f func(p peer.ID, bytes int64)) ServerOption {
 	return func(c *serverConfig) { c.observe = f }
+}
+
+// WithUploadLimit makes every piece byte the server sends wait on l (a
+// process's upload limit, shared by all its streams); pieces then go out in
+// chunks of at most one burst of l. nil: unlimited.
+func WithUploadLimit(l *limit.Limiter) ServerOption {
+	return func(c *serverConfig) { c.limit = l }
 }
 
 // WithServerLogger sets the server's logger.
@@ -310,8 +319,14 @@ func (s *Server) upload(st network.Stream, f io.Reader, size int64, writeHeader 
 	defer putBuf(bp)
 	buf := *bp
 	var sent int64
+	if c := s.cfg.limit.Chunk(); c > 0 && c < len(buf) {
+		buf = buf[:c]
+	}
 	for sent < size {
 		chunk := buf[:min(int64(len(buf)), size-sent)]
+		if err := s.cfg.limit.WaitN(s.ctx, len(chunk)); err != nil {
+			return sent, err
+		}
 		if _, err := io.ReadFull(f, chunk); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF

@@ -23,6 +23,7 @@ import (
 	"github.com/dfp2p/dfp2p/dht"
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/internal/httpapi"
+	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/store"
@@ -73,6 +74,9 @@ type Config struct {
 	// at rest with EncryptCipher (store.Ciphers; default aes-256-gcm).
 	EncryptKey    []byte
 	EncryptCipher string
+	// Limits are the seed's bandwidth limits (0: unlimited); PUT
+	// /api/v1/limits changes them at run time.
+	Limits limit.Rates
 	// Security is the TCP security transport (node.SecurityChoices;
 	// "" = node.DefaultSecurity).
 	Security string
@@ -100,6 +104,7 @@ type Tracker struct {
 	auth    *httpapi.Auth // nil in an open cluster
 	api     *httpapi.Server
 	self    string
+	limits  *limit.Set
 	m       *metrics
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -208,6 +213,8 @@ func New(cfg Config) (*Tracker, error) {
 	t.h = h
 	t.self = h.ID().String()
 	t.m = newMetrics()
+	t.limits = limit.NewSet(cfg.Limits)
+	t.m.reg.MustRegister(t.limits.Collector())
 	if cfg.Open {
 		t.log.Warn("OPEN CLUSTER (--open): any peer may register, fetch pieces and make this tracker read origins; use it for demos only")
 		if t.members, err = member.New(h, nil); err != nil {
@@ -219,7 +226,8 @@ func New(cfg Config) (*Tracker, error) {
 	t.m.reg.MustRegister(t.members.Collectors()...)
 	gated := t.members.Host()
 
-	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) })}
+	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) }),
+		cdn.WithRateLimit(t.limits.OriginGroup())}
 	if cfg.OriginClient != nil {
 		fopts = append(fopts, cdn.WithHTTPClient(cfg.OriginClient))
 	}
@@ -234,11 +242,11 @@ func New(cfg Config) (*Tracker, error) {
 		}
 		t.dht = kd
 		kd.AdvertiseRole(trackerRole)
-		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h)}))
+		seedOpts = append(seedOpts, cdn.WithSwarm(&peerSource{t: t, xc: exchange.NewClient(h, exchange.WithDownloadLimit(t.limits.Download))}))
 	}
 	t.seed = cdn.NewSeed(cdn.NewFetcher(st, fopts...), t, seedOpts...)
 	t.xs = exchange.NewServer(gated, st, exchange.WithStatus(t.signedStatus(exchange.StoreStatus(st))),
-		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }))
+		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }), exchange.WithUploadLimit(t.limits.Upload))
 	gated.SetStreamHandler(ProtocolID, t.handleStream)
 
 	if cfg.API != "" {

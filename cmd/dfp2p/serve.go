@@ -16,6 +16,7 @@ import (
 	"github.com/dfp2p/dfp2p/crypto"
 	"github.com/dfp2p/dfp2p/daemon"
 	"github.com/dfp2p/dfp2p/dht"
+	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/proxy"
 	"github.com/dfp2p/dfp2p/store"
@@ -38,7 +39,7 @@ func newTrackerCmd() *cobra.Command {
 				Region: c.dht.region, Zone: c.dht.zone, Bootstrap: c.dht.bootstrap, NoDHT: !c.dht.on,
 				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security})
+				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security, Limits: c.limits})
 			if err != nil {
 				return err
 			}
@@ -64,6 +65,7 @@ func newTrackerCmd() *cobra.Command {
 	f.String("ca", "", "cluster CA key file shared by the trackers of a group or of several regions (default DIR/cluster-ca.key, created on first start)")
 	f.Duration("cert-ttl", tracker.DefaultCertTTL, "lifetime of the membership certificates this tracker issues")
 	addAPITLSFlags(f)
+	addLimitFlags(f, "bytes the seed reads from origins and copies from other seeds")
 	return cmd
 }
 
@@ -190,6 +192,7 @@ type common struct {
 	key       []byte
 	cipher    string
 	security  string
+	limits    limit.Rates
 }
 
 // commonFlags reads and checks the flags both long-running commands share.
@@ -201,6 +204,9 @@ func commonFlags(v *viper.Viper) (c common, err error) {
 		return c, err
 	}
 	if c.key, c.cipher, err = encryption(v); err != nil {
+		return c, err
+	}
+	if c.limits, err = limitFlags(v); err != nil {
 		return c, err
 	}
 	c.security, err = securityFlag(v)
@@ -266,7 +272,7 @@ func newDaemonCmd() *cobra.Command {
 				MaxConcurrentPieces: v.GetInt("max-concurrent-pieces"), MaxUploads: v.GetInt("max-uploads"),
 				Proxy: pc, Region: c.dht.region, Zone: c.dht.zone, Bootstrap: c.dht.bootstrap, NoDHT: !c.dht.on, Join: join,
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security})
+				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security, Limits: c.limits})
 			if err != nil {
 				return err
 			}
@@ -284,6 +290,7 @@ func newDaemonCmd() *cobra.Command {
 	addSecurityFlag(f)
 	f.String("join", "", "join token printed by the tracker (DIR/join-token): membership of a closed cluster (env DFP2P_JOIN)")
 	addAPITLSFlags(f)
+	addLimitFlags(f, "piece bytes received from peers, seeds and origins")
 	f.Int("max-concurrent-pieces", 16, "pieces in flight per download")
 	f.Int("max-uploads", 32, "concurrent piece uploads to other peers")
 	f.String("proxy", "127.0.0.1:65001", "registry mirror and HTTP proxy address; empty to disable")
