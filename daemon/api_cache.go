@@ -249,7 +249,12 @@ func (d *Daemon) handleVerify(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusConflict, "a cache verify is already running")
 		return
 	}
-	defer d.verifying.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			d.verifying.Unlock()
+		}
+	}()
 	var tasks []store.Task
 	if req.Task != "" {
 		t, err := d.st.Task(req.Task)
@@ -281,6 +286,10 @@ func (d *Daemon) handleVerify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sum, err := d.Verify(r.Context(), req.Repair, tasks, func(vt VerifyTask) { send(VerifyEvent{Task: &vt}) })
+	// Done before the last line goes out: a client that starts the next
+	// verify as soon as it has the summary must not be told one runs.
+	d.verifying.Unlock()
+	locked = false
 	if err != nil {
 		send(VerifyEvent{Error: httpapi.OneLine(err.Error(), 500)})
 		return
