@@ -44,7 +44,9 @@ type VerifySummary = daemon.VerifySummary
 var ErrNotFound = errors.New("not found")
 
 // Is makes errors.Is(err, ErrNotFound) true for 404 answers.
-func (e *Error) Is(target error) bool { return target == ErrNotFound && e.Status == http.StatusNotFound }
+func (e *Error) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
 
 // Client calls a running daemon's HTTP API: the cache and admin calls
 // behind `dfp2p ls`, `stat`, `pin`, `unpin`, `gc` and `cache verify`. It is
