@@ -140,7 +140,7 @@ func newCacheCmds() []*cobra.Command {
 					return
 				}
 				if len(t.Bad) > 0 || t.Refetched > 0 || t.Error != "" || (t.Missing > 0 && !t.Complete) {
-					fmt.Fprintf(w, "%s  checked %d, bad %d %s, dropped %d, missing %d, refetched %d, complete %s%s  %s\n",
+					fmt.Fprintf(w, "%s  checked %d, bad %d%s, dropped %d, missing %d, refetched %d, complete %s%s  %s\n",
 						t.ID.Short(), t.Checked, len(t.Bad), pieceList(t.Bad), t.Dropped, t.Missing, t.Refetched, yesNo(t.Complete),
 						errSuffix(t.Error), t.URL)
 				}
@@ -317,13 +317,13 @@ func ago(t time.Time) string {
 	}
 }
 
-// pieceList shows up to 8 piece indices: "[1 4 7]", "[0 1 ... (+12)]".
+// pieceList shows up to 8 piece indices: " [1 4 7]", " [0 1 ... (+12)]".
 func pieceList(p []int) string {
 	if len(p) == 0 {
 		return ""
 	}
 	const show = 8
-	s := fmt.Sprint(p[:min(len(p), show)])
+	s := " " + fmt.Sprint(p[:min(len(p), show)])
 	if len(p) > show {
 		s = strings.TrimSuffix(s, "]") + fmt.Sprintf(" ... (+%d)]", len(p)-show)
 	}
