@@ -63,15 +63,24 @@ type Options struct {
 	Join string
 	// Token is the bearer token sent to the daemon's API (not needed from
 	// the daemon's own host for fetching).
-	Token      string
+	Token string
+	// HTTPClient is used for the daemon's API, or, without a daemon, for
+	// reading the origin. Default: no proxy, and a header timeout.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
-	// Listen overrides the in-process peer's listen addresses.
+	// Logger receives the in-process peer's logs (default: discarded).
+	Logger *slog.Logger
+	// Listen overrides the in-process peer's listen addresses (default: a
+	// random port on 127.0.0.1, QUIC and TCP).
 	Listen []string
 }
 
 // Open starts a download and returns its stream once the file's length is
-// known.
+// known. The caller reads it to io.EOF and closes it; the stream's bytes are
+// verified piece by piece, and after io.EOF SHA256 is the whole-file sha256
+// to compare with what was read (Get does this). A failure the origin
+// caused is an *Error with the origin's status. Cancelling ctx ends the
+// stream (and, without a daemon, the in-process peer, whose temp dir Close
+// removes).
 func Open(ctx context.Context, o Options, req Request) (Stream, error) {
 	if o.Daemon != "" {
 		return openDaemon(ctx, o, req)
@@ -226,6 +235,10 @@ func openInProcess(ctx context.Context, o Options, req Request) (Stream, error) 
 	if err != nil {
 		d.Close()
 		os.RemoveAll(dir)
+		var de *daemon.Error
+		if errors.As(err, &de) { // the same typed error as through a daemon
+			return nil, &Error{Msg: de.Msg, Status: daemon.StatusFor(de)}
+		}
 		return nil, err
 	}
 	return &inProcess{Stream: s, d: d, dir: dir}, nil
@@ -243,10 +256,29 @@ func (p *inProcess) Length() int64          { return p.Stream.Length }
 // so far; it is refreshed at most twice a second.
 type Progress func(done, total int64, stats Stats)
 
+// WithProgress returns s with fn called after every Read, as Get does with
+// its progress argument: for callers of Open that want the same callbacks.
+// A nil fn returns s.
+func WithProgress(s Stream, fn Progress) Stream {
+	if fn == nil {
+		return s
+	}
+	return &progressStream{Stream: s, pr: progressReader{s: s, total: s.Length(), fn: fn}}
+}
+
+type progressStream struct {
+	Stream
+	pr progressReader
+}
+
+func (p *progressStream) Read(b []byte) (int, error) { return p.pr.Read(b) }
+
 // Get downloads req into path. The file appears only complete and verified:
 // bytes go to a temp file beside path, their sha256 is compared with the
 // manifest's (and with req.Digest), then the file is synced and renamed. On
-// any failure nothing is left at path and the temp file is removed.
+// any failure, a cancelled ctx included, nothing is left at path and the
+// temp file is removed. progress (may be nil) is called as bytes arrive.
+// The Stats say where the bytes came from (peers, seed, origin).
 func Get(ctx context.Context, o Options, req Request, path string, progress Progress) (Stats, error) {
 	if path == "" {
 		return Stats{}, errors.New("no output path given")

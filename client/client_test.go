@@ -17,7 +17,14 @@ import (
 	"github.com/dfp2p/dfp2p/daemon"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The in-process peer's libp2p host leaves these behind (as in package
+	// daemon's tests).
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
 
 // fakeDaemon answers POST /api/v1/fetch with body, declaring length and
 // sending sum (and errMsg) as trailers.

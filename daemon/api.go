@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -40,6 +41,12 @@ type TaskStatus struct {
 	Active    bool           `json:"active"`
 	Error     string         `json:"error,omitempty"`
 	Stats     *Stats         `json:"stats,omitempty"`
+
+	// Bytes held on disk (plaintext), and when the task was created and
+	// last used (what GC's TTL and LRU order look at).
+	Bytes      int64     `json:"bytes"`
+	CreatedAt  time.Time `json:"created,omitzero"`
+	LastAccess time.Time `json:"last_access,omitzero"`
 }
 
 func (d *Daemon) apiHandler() http.Handler {
@@ -48,6 +55,10 @@ func (d *Daemon) apiHandler() http.Handler {
 	read := func(h http.HandlerFunc) http.HandlerFunc { return d.auth.Require(crypto.ScopeRead, h) }
 	mux.HandleFunc("POST /api/v1/fetch", read(d.handleFetch))
 	mux.HandleFunc("GET /api/v1/tasks", read(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("url") || q.Has("digest") {
+			d.handleLookup(w, r) // api_cache.go
+			return
+		}
 		tasks, err := d.st.Tasks()
 		if err != nil {
 			httpapi.Error(w, http.StatusInternalServerError, err.Error())
@@ -85,6 +96,7 @@ func (d *Daemon) apiHandler() http.Handler {
 		httpapi.JSON(w, http.StatusOK, d.status(t))
 	}))
 	d.limits.Mount(mux, d.auth, d.log)
+	d.cacheRoutes(mux) // api_cache.go
 	httpapi.Pprof(mux, d.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -92,7 +104,8 @@ func (d *Daemon) apiHandler() http.Handler {
 
 func (d *Daemon) status(t store.Task) TaskStatus {
 	s := TaskStatus{ID: t.ID, URL: content.RedactURL(t.URL), Length: t.Length, PieceSize: t.PieceSize,
-		Pieces: t.Pieces, Held: t.Held, Complete: t.Complete, Pinned: t.Pinned}
+		Pieces: t.Pieces, Held: t.Held, Complete: t.Complete, Pinned: t.Pinned,
+		Bytes: t.Bytes, CreatedAt: t.CreatedAt, LastAccess: t.LastAccess}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if dl, ok := d.active[t.ID]; ok {

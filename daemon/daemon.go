@@ -160,6 +160,8 @@ type Daemon struct {
 	// recent keeps the byte sources of the last finished downloads for the
 	// API (bounded: see rememberStats).
 	recent map[content.TaskID]Stats
+
+	verifying sync.Mutex // one cache verify at a time (api_cache.go)
 }
 
 // New starts a daemon. It returns once the host listens, the API serves and
@@ -337,6 +339,11 @@ func (d *Daemon) start(req Request) (*download, error) {
 	if err != nil {
 		return nil, &Error{Msg: err.Error(), BadRequest: true}
 	}
+	return d.startTask(id, req)
+}
+
+// startTask is start for a task whose ID is already known (a repair).
+func (d *Daemon) startTask(id content.TaskID, req Request) (*download, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctx.Err() != nil {

@@ -21,6 +21,7 @@ type GCReport struct {
 	Removed    []content.TaskID
 	FreedBytes int64
 	Reason     map[content.TaskID]string // ReasonTTL or ReasonWatermark
+	Bytes      map[content.TaskID]int64  // bytes each removed task held
 }
 
 type gcCandidate struct {
@@ -42,7 +43,7 @@ func (s *Store) GC(dryRun bool) (GCReport, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 
-	rep := GCReport{Reason: make(map[content.TaskID]string)}
+	rep := GCReport{Reason: make(map[content.TaskID]string), Bytes: make(map[content.TaskID]int64)}
 	reason := make(map[content.TaskID]string)
 	now := s.opts.now()
 
@@ -110,6 +111,7 @@ func (s *Store) GC(dryRun bool) (GCReport, error) {
 		if dryRun {
 			rep.Removed = append(rep.Removed, c.id)
 			rep.Reason[c.id] = reason[c.id]
+			rep.Bytes[c.id] = c.bytes
 			rep.FreedBytes += c.bytes
 			continue
 		}
@@ -132,6 +134,7 @@ func (s *Store) GC(dryRun bool) (GCReport, error) {
 		s.opts.log.Info("store: GC removed task", "task", c.id.Short(), "reason", reason[c.id], "bytes", freed)
 		rep.Removed = append(rep.Removed, c.id)
 		rep.Reason[c.id] = reason[c.id]
+		rep.Bytes[c.id] = freed
 		rep.FreedBytes += freed
 	}
 	return rep, diskErr

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -412,47 +413,11 @@ func (s *Store) Complete(id content.TaskID, m *content.Manifest) error {
 
 // Verify rehashes every held piece of the task, removes those whose bytes do
 // not match their CID and returns their indices. Use it after an unclean
-// shutdown with WithSync(false), or to scrub.
+// shutdown with WithSync(false), or to scrub. It is VerifyContext with one
+// worker and no deadline.
 func (s *Store) Verify(id content.TaskID) ([]int, error) {
-	ts, err := s.lockedTask(id)
-	if err != nil {
-		return nil, err
-	}
-	s.active[id]++
-	pieces := append([]cid.Cid(nil), ts.pieces...)
-	s.mu.Unlock()
-	defer s.release(id)
-
-	var bad []int
-	for i, c := range pieces {
-		if !c.Defined() {
-			continue
-		}
-		_, n := content.PieceRange(ts.rec.Length, ts.rec.PieceSize, i)
-		ok, err := s.checkFile(id, i, c, n)
-		if err != nil {
-			return bad, err
-		}
-		if ok {
-			continue
-		}
-		s.mu.Lock()
-		if ts.pieces[i].Equals(c) {
-			bad = append(bad, i)
-			err = s.dropPieceLocked(id, ts, i)
-		}
-		s.mu.Unlock()
-		if err != nil {
-			return bad, err
-		}
-	}
-	if len(bad) > 0 {
-		s.opts.log.Warn("store: removed corrupt pieces", "task", id.Short(), "pieces", bad)
-		if err := s.persist(id); err != nil {
-			return bad, err
-		}
-	}
-	return bad, nil
+	rep, err := s.VerifyContext(context.Background(), id, 1)
+	return rep.Bad, err
 }
 
 // checkFile reports whether the file of piece idx (CID c) holds exactly n

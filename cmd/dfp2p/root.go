@@ -36,6 +36,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
 	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
 	root.AddCommand(newLimitsCmd())
+	root.AddCommand(newCacheCmds()...) // cache.go: ls, stat, gc, pin, unpin, cache verify
 	return root
 }
 
