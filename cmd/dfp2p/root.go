@@ -35,6 +35,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
 	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
+	root.AddCommand(newConfigCmd())
+	registerCompletions(root)
 	return root
 }
 
@@ -62,6 +64,9 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 		}
 		raw, err := parseConfigFile(b, known)
 		if err != nil {
+			return nil, usagef("config %s: %v", path, err)
+		}
+		if err := normalizeConfig(cmd, raw); err != nil {
 			return nil, usagef("config %s: %v", path, err)
 		}
 		// The map that was checked is the one used: the file is read once.
