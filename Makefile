@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Unit tests run with the race detector; end-to-end tests run real processes.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /sim)
 
-.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim
+.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim deploy-check deploy-manifests
 
 all: build
 
@@ -16,13 +16,13 @@ build:
 
 # deps installs what the tests need on a fresh Debian machine (CI runs as root).
 deps:
-	@./scripts/deps.sh docker-registry containerd skopeo apache2-utils iproute2
+	@./scripts/deps.sh docker-registry containerd skopeo apache2-utils iproute2 systemd
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-test: deps vet unit simtier e2e
+test: deps vet unit simtier e2e deploy-check
 
 unit:
 	$(GO) test -race -timeout 10m $(UNIT_PKGS)
@@ -36,6 +36,16 @@ simtier:
 
 e2e:
 	$(GO) test -timeout 15m -v -count=1 ./e2e/... 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+# deploy-check validates deploy/ offline (its own module: Helm and the
+# Kubernetes libraries stay out of go.mod): the chart rendered by Helm's engine
+# and decoded strictly, the committed manifests, the Dockerfile, the systemd units.
+deploy-check:
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+
+# deploy-manifests rewrites deploy/kubernetes/dfp2p.yaml from the chart.
+deploy-manifests:
+	cd deploy/validate && $(GO) test -count=1 -run TestPlainManifests ./... -update
 
 demo: build
 	$(GO) run ./e2e/cmd/demo -bin $(BIN)

@@ -37,6 +37,8 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
 	root.AddCommand(newLimitsCmd())
 	root.AddCommand(newCacheCmds()...) // cache.go: ls, stat, gc, pin, unpin, cache verify
+	root.AddCommand(newConfigCmd())
+	registerCompletions(root)
 	return root
 }
 
@@ -64,6 +66,9 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 		}
 		raw, err := parseConfigFile(b, known)
 		if err != nil {
+			return nil, usagef("config %s: %v", path, err)
+		}
+		if err := normalizeConfig(cmd, raw); err != nil {
 			return nil, usagef("config %s: %v", path, err)
 		}
 		// The map that was checked is the one used: the file is read once.

@@ -76,6 +76,9 @@ func serverSetup(cmd *cobra.Command) (*viper.Viper, *slog.Logger, string, common
 	if err != nil {
 		return nil, nil, "", common{}, err
 	}
+	if err := checkSettings(cmd.Name(), v); err != nil {
+		return nil, nil, "", common{}, err
+	}
 	log, err := newLogger(v)
 	if err != nil {
 		return nil, nil, "", common{}, err
