@@ -67,6 +67,7 @@ func (t *Tracker) apiHandler() http.Handler {
 		t.mu.Unlock()
 		httpapi.JSON(w, http.StatusOK, peers)
 	}))
+	t.preheat.Register(mux, t.auth)
 	httpapi.Pprof(mux, t.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
 	return mux

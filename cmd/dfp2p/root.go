@@ -35,6 +35,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
 	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
+	root.AddCommand(newPreheatCmd())
 	return root
 }
 
