@@ -218,6 +218,7 @@ func New(cfg Config) (*Daemon, error) {
 	if len(trackers) > 0 {
 		d.tc = tracker.NewClient(h, trackers)
 	}
+	d.servePreheat(gated)
 	if cfg.Join != nil {
 		if err := d.join(trackers); err != nil {
 			return nil, err

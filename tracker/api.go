@@ -68,6 +68,7 @@ func (t *Tracker) apiHandler() http.Handler {
 		httpapi.JSON(w, http.StatusOK, peers)
 	}))
 	t.limits.Mount(mux, t.auth, t.log)
+	t.preheat.Register(mux, t.auth)
 	httpapi.Pprof(mux, t.auth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
 	return mux

@@ -26,7 +26,9 @@ import (
 	"github.com/dfp2p/dfp2p/internal/limit"
 	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/dfp2p/dfp2p/node"
+	"github.com/dfp2p/dfp2p/oci"
 	"github.com/dfp2p/dfp2p/store"
+	"github.com/dfp2p/dfp2p/tracker/preheat"
 	"github.com/dfp2p/dfp2p/tracker/scheduler"
 )
 
@@ -87,6 +89,11 @@ type Config struct {
 	// simulations on a simulated network). It stays the caller's: Close
 	// does not close it, and Listen, Security and NodeOptions are ignored.
 	Host host.Host
+	// PreheatRegistries maps registry names of image references to base
+	// URLs for image preheat (as the daemons' --proxy-registry);
+	// PreheatAuthFile holds registry accounts (Docker config.json format).
+	PreheatRegistries map[string]string
+	PreheatAuthFile   string
 }
 
 // Tracker is a running tracker process: libp2p host, scheduler, seed, store,
@@ -114,6 +121,9 @@ type Tracker struct {
 	sched *scheduler.Scheduler
 	tasks map[content.TaskID]*taskState
 	addrs map[string][]string // peer -> its advertised multiaddrs
+
+	preheat  *preheat.Manager
+	resolver *oci.Resolver
 }
 
 type taskState struct {
@@ -248,6 +258,9 @@ func New(cfg Config) (*Tracker, error) {
 	t.xs = exchange.NewServer(gated, st, exchange.WithStatus(t.signedStatus(exchange.StoreStatus(st))),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { t.m.uploadBytes.Add(float64(n)) }), exchange.WithUploadLimit(t.limits.Upload))
 	gated.SetStreamHandler(ProtocolID, t.handleStream)
+	if err := t.startPreheat(); err != nil {
+		return nil, err
+	}
 
 	if cfg.API != "" {
 		api, err := httpapi.Listen(cfg.API, cfg.DataDir, t.apiHandler(), t.log, httpapi.WithTLS(cfg.APICertFile, cfg.APIKeyFile))
@@ -292,6 +305,7 @@ func (t *Tracker) Registry() *prometheus.Registry { return t.m.reg }
 func (t *Tracker) Close() error {
 	t.cancel()
 	t.api.Close()
+	t.closePreheat()
 	if t.h != nil {
 		t.h.RemoveStreamHandler(ProtocolID)
 	}

@@ -35,7 +35,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGetCmd(), newDaemonCmd(), newTrackerCmd())
 	root.AddCommand(newInitCmd(), newClusterCmd(), newKeygenCmd())
-	root.AddCommand(newLimitsCmd())
+	root.AddCommand(newLimitsCmd(), newPreheatCmd())
 	root.AddCommand(newCacheCmds()...) // cache.go: ls, stat, gc, pin, unpin, cache verify
 	root.AddCommand(newConfigCmd())
 	registerCompletions(root)

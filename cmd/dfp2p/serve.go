@@ -33,13 +33,18 @@ func newTrackerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			regs, err := registryMap(v.GetStringSlice("preheat-registry"), "--preheat-registry")
+			if err != nil {
+				return err
+			}
 			t, err := tracker.New(tracker.Config{DataDir: dir, Listen: v.GetStringSlice("listen"), API: v.GetString("api"),
 				Logger: log, OriginParallel: v.GetInt("origin-parallel"), GCInterval: v.GetDuration("gc-interval"),
 				TaskTTL: v.GetDuration("gc-ttl"), HighWatermark: c.high, LowWatermark: c.low,
 				Region: c.dht.region, Zone: c.dht.zone, Bootstrap: c.dht.bootstrap, NoDHT: !c.dht.on,
 				Open: v.GetBool("open"), CAKeyFile: v.GetString("ca"), CertTTL: v.GetDuration("cert-ttl"),
 				APICertFile: v.GetString("api-tls-cert"), APIKeyFile: v.GetString("api-tls-key"),
-				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security, Limits: c.limits})
+				EncryptKey: c.key, EncryptCipher: c.cipher, Security: c.security, Limits: c.limits,
+				PreheatRegistries: regs, PreheatAuthFile: v.GetString("preheat-auth-file")})
 			if err != nil {
 				return err
 			}
@@ -66,6 +71,7 @@ func newTrackerCmd() *cobra.Command {
 	f.Duration("cert-ttl", tracker.DefaultCertTTL, "lifetime of the membership certificates this tracker issues")
 	addAPITLSFlags(f)
 	addLimitFlags(f, "bytes the seed reads from origins and copies from other seeds")
+	addPreheatFlags(f)
 	return cmd
 }
 
