@@ -249,6 +249,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 		d.proxy = p
+		d.m.reg.MustRegister(p.Collectors()...)
 	}
 	if d.tc != nil {
 		d.wg.Add(1)
