@@ -85,7 +85,7 @@ func (d *Daemon) apiHandler() http.Handler {
 		httpapi.JSON(w, http.StatusOK, d.status(t))
 	}))
 	httpapi.Pprof(mux, d.auth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", read(promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	return mux
 }
 

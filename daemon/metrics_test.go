@@ -169,3 +169,27 @@ func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("%s not gathered", name)
 	return 0
 }
+
+// TestMetricsNeedReadScope: /metrics is open to loopback callers (the
+// host's Prometheus agent) and needs a read token from anywhere else.
+func TestMetricsNeedReadScope(t *testing.T) {
+	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	d := newMember(t, tr)
+	h := d.apiHandler()
+	for remote, want := range map[string]int{"127.0.0.1:5000": http.StatusOK, "192.0.2.1:5000": http.StatusUnauthorized} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.RemoteAddr = remote
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("GET /metrics from %s: %d, want %d", remote, w.Code, want)
+		}
+		if want == http.StatusOK && !bytes.Contains(w.Body.Bytes(), []byte("dfp2p_download_bytes_total")) {
+			t.Errorf("GET /metrics from %s: no dfp2p metrics", remote)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func (t *Tracker) apiHandler() http.Handler {
 		httpapi.JSON(w, http.StatusOK, peers)
 	}))
 	httpapi.Pprof(mux, t.auth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", read(promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	return mux
 }
 

@@ -2,6 +2,9 @@ package tracker
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +155,23 @@ func histCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
 	}
 	t.Fatalf("%s not gathered", name)
 	return 0
+}
+
+// TestMetricsNeedReadScope: /metrics is open to loopback callers (the
+// host's Prometheus agent) and needs a read token from anywhere else.
+func TestMetricsNeedReadScope(t *testing.T) {
+	tr, _, _ := newTestTracker(t)
+	h := tr.apiHandler()
+	for remote, want := range map[string]int{"127.0.0.1:5000": http.StatusOK, "192.0.2.1:5000": http.StatusUnauthorized} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.RemoteAddr = remote
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("GET /metrics from %s: %d, want %d", remote, w.Code, want)
+		}
+		if want == http.StatusOK && !strings.Contains(w.Body.String(), "dfp2p_tracker_schedule_seconds") {
+			t.Errorf("GET /metrics from %s: no dfp2p metrics", remote)
+		}
+	}
 }
