@@ -98,7 +98,7 @@ func (d *Daemon) apiHandler() http.Handler {
 	d.limits.Mount(mux, d.auth, d.log)
 	d.cacheRoutes(mux) // api_cache.go
 	httpapi.Pprof(mux, d.auth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", read(promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	return mux
 }
 

@@ -220,9 +220,6 @@ func (d *Daemon) RunGC(dryRun bool) (GCResult, error) {
 	if err != nil {
 		res.Warning = err.Error()
 	}
-	if !dryRun {
-		d.m.gcRuns.Inc()
-	}
 	for _, id := range rep.Removed {
 		res.Removed = append(res.Removed, GCRemoval{ID: id, URL: urls[id], Bytes: rep.Bytes[id], Reason: rep.Reason[id]})
 	}

@@ -211,6 +211,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.m.reg.MustRegister(d.members.Collectors()...)
+	d.m.reg.MustRegister(append(st.Collectors(), node.Collectors(h)...)...)
 	gated := d.members.Host()
 	d.xs = exchange.NewServer(gated, st, exchange.WithMaxUploads(cfg.MaxUploads), exchange.WithStatus(exchange.StoreStatus(st)),
 		exchange.WithUploadObserver(func(_ peer.ID, n int64) { d.m.uploadBytes.Add(float64(n)) }), exchange.WithUploadLimit(d.limits.Upload))
@@ -258,6 +259,7 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 		d.proxy = p
+		d.m.reg.MustRegister(p.Collectors()...)
 	}
 	if d.tc != nil {
 		d.wg.Add(1)
@@ -439,5 +441,5 @@ func (d *Daemon) leaveAll() {
 
 func (d *Daemon) gcLoop() {
 	defer d.wg.Done()
-	d.st.RunGC(d.ctx, d.cfg.GCInterval, func(store.GCReport, error) { d.m.gcRuns.Inc() })
+	d.st.RunGC(d.ctx, d.cfg.GCInterval, nil) // counted in the store's metrics
 }

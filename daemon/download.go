@@ -20,6 +20,7 @@ import (
 	"github.com/dfp2p/dfp2p/exchange"
 	"github.com/dfp2p/dfp2p/node"
 	"github.com/dfp2p/dfp2p/store"
+	"github.com/dfp2p/dfp2p/swarm"
 	"github.com/dfp2p/dfp2p/tracker"
 )
 
@@ -95,14 +96,17 @@ func (dl *download) setGeometry(length, pieceSize int64, have []bool) {
 	dl.notifyLocked()
 }
 
-func (dl *download) pieceDone(i int) {
+// pieceDone marks piece i held; it reports whether it was not held before.
+func (dl *download) pieceDone(i int) bool {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	if i >= 0 && i < len(dl.have) && !dl.have[i] {
 		dl.have[i] = true
 		dl.held++
 		dl.notifyLocked()
+		return true
 	}
+	return false
 }
 
 func (dl *download) finish(m *content.Manifest, err error) {
@@ -235,8 +239,8 @@ func (d *Daemon) fetchOrigin(ctx context.Context, dl *download) (*content.Manife
 		digest = string(dl.task)
 	}
 	f := cdn.NewFetcher(d.st, append(d.originOpts,
-		cdn.WithByteCounter(func(n int64) { dl.origin.Add(n); d.m.bytes.WithLabelValues("origin").Add(float64(n)) }))...)
-	m, err := f.Fetch(ctx, cdn.Request{Task: dl.task, URL: dl.req.URL, Header: dl.req.Header, Digest: digest}, storeObserver{d, dl})
+		cdn.WithByteCounter(func(n int64) { dl.origin.Add(n); d.m.bytes.WithLabelValues(sourceOrigin).Add(float64(n)) }))...)
+	m, err := f.Fetch(ctx, cdn.Request{Task: dl.task, URL: dl.req.URL, Header: dl.req.Header, Digest: digest}, storeObserver{d, dl, sourceOrigin})
 	if err != nil {
 		var oe *cdn.OriginError
 		if errors.As(err, &oe) {
@@ -248,17 +252,22 @@ func (d *Daemon) fetchOrigin(ctx context.Context, dl *download) (*content.Manife
 }
 
 // storeObserver follows a download into the store (origin or swarm) for
-// readers waiting on its pieces.
+// readers waiting on its pieces, counting new pieces by source.
 type storeObserver struct {
-	d  *Daemon
-	dl *download
+	d      *Daemon
+	dl     *download
+	source string
 }
 
 func (o storeObserver) Started(task content.TaskID, length, pieceSize int64) {
 	o.dl.setGeometry(length, pieceSize, o.d.st.Have(task))
 }
 
-func (o storeObserver) Piece(_ content.TaskID, idx int, _ cid.Cid) { o.dl.pieceDone(idx) }
+func (o storeObserver) Piece(_ content.TaskID, idx int, _ cid.Cid) {
+	if o.dl.pieceDone(idx) {
+		o.d.m.piecesDone.WithLabelValues(o.source).Inc()
+	}
+}
 
 // fetchP2P downloads through the tracker's schedule. It returns an error
 // wrapping errTrackerLost when the tracker stops answering, after which the
@@ -338,6 +347,7 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 	}
 	inflight := map[int]bool{}
 	blocked := map[peer.ID]time.Time{}
+	banned := map[peer.ID]bool{} // sent a bad piece in this download
 	results := make(chan pieceResult, d.cfg.MaxConcurrentPieces)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -431,9 +441,11 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				nextSchedule = time.Now()
 			} else {
 				reason := classify(r.err)
+				newBad := reason == tracker.ReasonBadPiece && !banned[r.parent]
+				d.m.pieceFailed(reason, newBad)
 				if reason == tracker.ReasonBadPiece {
 					dl.bad.Add(1)
-					d.m.badPieces.Inc()
+					banned[r.parent] = true
 					blocked[r.parent] = time.Now().Add(5 * time.Minute)
 					d.log.Warn("parent sent a bad piece; avoiding it", "task", dl.task.Short(), "piece", r.ref.Index, "parent", r.parent)
 				} else {
@@ -454,10 +466,12 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 func (d *Daemon) countBytes(dl *download, r pieceResult) {
 	if r.seed {
 		dl.seed.Add(r.bytes)
-		d.m.bytes.WithLabelValues("seed").Add(float64(r.bytes))
+		d.m.bytes.WithLabelValues(sourceSeed).Add(float64(r.bytes))
+		d.m.piecesDone.WithLabelValues(sourceSeed).Inc()
 	} else {
 		dl.peers.Add(r.bytes)
-		d.m.bytes.WithLabelValues("peer").Add(float64(r.bytes))
+		d.m.bytes.WithLabelValues(sourcePeer).Add(float64(r.bytes))
+		d.m.piecesDone.WithLabelValues(sourcePeer).Inc()
 	}
 }
 
@@ -469,7 +483,7 @@ func classify(err error) string {
 		return tracker.ReasonNotFound
 	case errors.Is(err, exchange.ErrBusy):
 		return tracker.ReasonOther
-	case errors.Is(err, errDial):
+	case errors.Is(err, errDial), errors.Is(err, swarm.ErrUnreachable):
 		return tracker.ReasonUnreachable
 	default:
 		return tracker.ReasonOther

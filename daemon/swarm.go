@@ -9,6 +9,7 @@ import (
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/store"
 	"github.com/dfp2p/dfp2p/swarm"
 )
 
@@ -25,7 +26,13 @@ func (d *Daemon) fetchSwarm(ctx context.Context, dl *download) (*content.Manifes
 	opts := []swarm.Option{swarm.WithLogger(d.log), swarm.WithMaxConcurrent(d.cfg.MaxConcurrentPieces),
 		swarm.WithByteCounter(func(_ peer.ID, n int64) {
 			dl.peers.Add(n)
-			d.m.bytes.WithLabelValues("peer").Add(float64(n))
+			d.m.bytes.WithLabelValues(sourcePeer).Add(float64(n))
+		}),
+		swarm.WithFailureObserver(func(_ peer.ID, err error, dropped bool) {
+			if errors.Is(err, store.ErrBadPiece) {
+				dl.bad.Add(1)
+			}
+			d.m.pieceFailed(classify(err), dropped)
 		})}
 	if !d.members.Open() {
 		opts = append(opts, swarm.WithManifestCheck(swarm.SignedBy(d.members.CA())))
@@ -35,7 +42,7 @@ func (d *Daemon) fetchSwarm(ctx context.Context, dl *download) (*content.Manifes
 	if dl.req.Digest != "" {
 		digest = string(dl.task)
 	}
-	m, err := swarm.FetchOrElect(ctx, f, d.dht, swarmSettle, swarm.Request{Task: dl.task, URL: dl.req.URL, Digest: digest}, storeObserver{d, dl})
+	m, err := swarm.FetchOrElect(ctx, f, d.dht, swarmSettle, swarm.Request{Task: dl.task, URL: dl.req.URL, Digest: digest}, storeObserver{d, dl, sourcePeer})
 	if errors.Is(err, cdn.ErrDigestMismatch) {
 		return nil, &Error{Msg: err.Error()}
 	}

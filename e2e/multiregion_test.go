@@ -154,8 +154,8 @@ func TestMultiRegion(t *testing.T) {
 	for _, r := range regions {
 		in, _ := linkBytes(t, n, r.site)
 		in -= in0[r.name]
-		seedPeer := metric(t, r.tracker, "dfp2p_seed_peer_bytes_total")
-		seedOrigin := metric(t, r.tracker, "dfp2p_origin_bytes_total")
+		seedPeer := metric(t, r.tracker, "dfp2p_download_bytes_total{source=\"peer\"}")
+		seedOrigin := metric(t, r.tracker, "dfp2p_download_bytes_total{source=\"origin\"}")
 		t.Logf("region %s: %d bytes in (%.2f copies); its seed copied %.0f bytes from other regions, %.0f from the origin",
 			r.name, in, float64(in)/size, seedPeer, seedOrigin)
 		if in > size*13/10 {

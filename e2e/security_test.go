@@ -56,7 +56,7 @@ func TestClosedCluster(t *testing.T) {
 	if st.SeedBytes != 0 || st.PeerBytes != 0 {
 		t.Fatalf("an outsider received piece bytes from the cluster: %+v", st)
 	}
-	if n := metric(t, tr, "dfp2p_origin_bytes_total"); n != 0 {
+	if n := metric(t, tr, "dfp2p_download_bytes_total{source=\"origin\"}"); n != 0 {
 		t.Fatalf("an outsider made the tracker read %v bytes from the origin", n)
 	}
 	if n := metric(t, tr, "dfp2p_member_refused_streams_total"); n == 0 {
@@ -78,12 +78,12 @@ func TestClosedCluster(t *testing.T) {
 	t.Logf("%s", strings.TrimSpace(string(out)))
 	f2 := e.file("after-revoke.bin", size/2)
 	url2 := e.origin.FileURL(f2.Name)
-	before := metric(t, tr, "dfp2p_origin_bytes_total")
+	before := metric(t, tr, "dfp2p_download_bytes_total{source=\"origin\"}")
 	time.Sleep(2 * time.Second) // the tracker reloads the list every second
 	if r := e.c.Get(ctx, url2, e.outPath("revoked"), "--daemon", member.URL()); r.ExitCode != 0 {
 		t.Fatalf("get after revocation: exit %d: %s", r.ExitCode, strings.TrimSpace(r.Stderr))
 	}
-	if got := metric(t, tr, "dfp2p_origin_bytes_total"); got != before {
+	if got := metric(t, tr, "dfp2p_download_bytes_total{source=\"origin\"}"); got != before {
 		t.Fatalf("the tracker fetched for a revoked member (%v -> %v origin bytes)", before, got)
 	}
 }

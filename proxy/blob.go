@@ -35,6 +35,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 	ctx := r.Context()
 	hdr := requesterHeader(r.Header)
 	log := p.log.With("registry", t.registry, "digest", t.digest)
+	noteKind(r, kindBlob)
 
 	// a) Authorization: the registry decides, with the requester's own credentials.
 	d, err := p.authorize(t, hdr)
@@ -43,6 +44,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 			return
 		}
 		p.n.upstreamErrors.Add(1)
+		note(r, outcomeError)
 		log.Warn("blob authorization check failed; refusing (fail closed)", "err", err)
 		writeOCIError(w, http.StatusBadGateway, "UNKNOWN",
 			"cannot reach the registry to check authorization for this blob: "+httpapi.OneLine(err.Error(), 512))
@@ -50,6 +52,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 	}
 	if d != nil {
 		p.n.authDenied.Add(1)
+		note(r, outcomeDenied)
 		log.Debug("registry refused blob to requester", "status", d.status)
 		for _, k := range denialHeaders {
 			if vv := d.header.Values(k); len(vv) > 0 {
@@ -69,6 +72,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 			return
 		}
 		p.n.blobErrors.Add(1)
+		note(r, outcomeError)
 		status := fetchStatus(err)
 		log.Info("blob fetch failed", "status", status, "err", err)
 		writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
@@ -77,6 +81,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 	defer body.Close()
 	if length < 0 {
 		p.n.blobErrors.Add(1)
+		note(r, outcomeError)
 		writeOCIError(w, http.StatusBadGateway, "UNKNOWN", "fetcher returned no length")
 		return
 	}
@@ -85,6 +90,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 	start, end, partial, err := parseRange(r.Header.Get("Range"), length)
 	if err != nil {
 		p.n.badRequests.Add(1)
+		note(r, outcomeRefused)
 		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(length, 10))
 		writeOCIError(w, http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "range not satisfiable")
 		return
@@ -95,6 +101,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 				return
 			}
 			p.n.blobErrors.Add(1)
+			note(r, outcomeError)
 			status := fetchStatus(err)
 			log.Info("blob stream failed before the range start", "err", err)
 			writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
@@ -124,12 +131,14 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 	if err != nil {
 		if !started && ctx.Err() == nil {
 			p.n.blobErrors.Add(1)
+			note(r, outcomeError)
 			status := fetchStatus(err)
 			log.Info("blob stream failed before the first byte", "err", err)
 			writeOCIError(w, status, ociCode(status), httpapi.OneLine(err.Error(), 512))
 			return
 		}
 		p.n.blobsAborted.Add(1)
+		note(r, outcomeAborted)
 		p.n.blobBytes.Add(written)
 		if ctx.Err() == nil {
 			log.Warn("blob stream failed mid-way; response aborted", "written", written, "want", n, "err", err)
@@ -137,6 +146,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, t blobTarget) 
 		panic(http.ErrAbortHandler)
 	}
 	p.n.blobsServed.Add(1)
+	note(r, outcomeP2P)
 	p.n.blobBytes.Add(written)
 	log.Debug("blob served", "bytes", written, "range", partial, "took", time.Since(begin))
 }

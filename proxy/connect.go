@@ -49,6 +49,7 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.n.upstreamErrors.Add(1)
+		note(r, outcomeError)
 		p.log.Info("CONNECT dial failed", "target", target, "err", err)
 		http.Error(w, "dfp2p proxy: cannot reach "+target, http.StatusBadGateway)
 		return
@@ -66,6 +67,7 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.untrack(up)
 	p.n.tunnels.Add(1)
+	note(r, outcomeTunnel)
 	p.log.Debug("tunnel open", "target", target)
 	tunnel(client, up, tunnelIdleTimeout)
 }
@@ -195,6 +197,7 @@ func (p *Proxy) interceptConnect(w http.ResponseWriter, r *http.Request, target 
 	// From here the intercept server owns the connection.
 	p.untrack(raw)
 	p.n.intercepted.Add(1)
+	note(r, outcomeIntercepted)
 	tc := tls.Server(client, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
@@ -215,9 +218,12 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.leave()
+	r, counted := p.observe(r, kindForward)
+	defer counted()
 	target, _ := r.Context().Value(interceptKey{}).(string)
 	if target == "" {
 		p.n.forbidden.Add(1)
+		note(r, outcomeForbidden)
 		http.Error(w, "dfp2p proxy: client not allowed", http.StatusForbidden)
 		return
 	}

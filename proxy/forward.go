@@ -156,12 +156,14 @@ func (p *Proxy) passthrough(w http.ResponseWriter, r *http.Request, target *url.
 			return // the client went away
 		}
 		p.n.upstreamErrors.Add(1)
+		note(r, outcomeError)
 		p.log.Warn("upstream request failed", "method", r.Method, "url", redact(target), "err", err)
 		writeOCIError(w, http.StatusBadGateway, "UNKNOWN", "upstream unreachable: "+httpapi.OneLine(err.Error(), 512))
 		return
 	}
 	defer resp.Body.Close()
 	p.n.forwarded.Add(1)
+	note(r, outcomeUpstream)
 	copyResponseHeader(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	if r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
@@ -173,6 +175,7 @@ func (p *Proxy) passthrough(w http.ResponseWriter, r *http.Request, target *url.
 			p.n.upstreamErrors.Add(1)
 			p.log.Debug("upstream body failed mid-way", "url", redact(target), "err", err)
 		}
+		note(r, outcomeAborted)
 		// Cut the connection: a chunked answer would otherwise end as a
 		// well-formed, short "success".
 		panic(http.ErrAbortHandler)

@@ -263,6 +263,7 @@ func (p *Proxy) handleMirror(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy rejects itself.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	p.n.badRequests.Add(1)
+	note(r, outcomeRefused)
 	var pe *pathError
 	if !errors.As(err, &pe) {
 		pe = &pathError{status: http.StatusBadRequest, code: "UNSUPPORTED", msg: err.Error()}

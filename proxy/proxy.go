@@ -136,6 +136,7 @@ type Proxy struct {
 	closeErr  error
 
 	n              counters
+	m              *metrics
 	lastRefusalLog atomic.Int64 // unix nanos
 }
 
@@ -218,6 +219,7 @@ func newProxy(cfg Config) (*Proxy, error) {
 		auth:       newAuthCache(cfg.AuthCacheTTL),
 		conns:      map[net.Conn]struct{}{},
 		grace:      shutdownGrace,
+		m:          newMetrics(),
 	}
 	var tok [6]byte
 	_, _ = rand.Read(tok[:])
@@ -455,6 +457,7 @@ func (p *Proxy) looped(r *http.Request) bool {
 func (p *Proxy) admit(w http.ResponseWriter, r *http.Request) bool {
 	if !p.clientAllowed(r.RemoteAddr) {
 		p.n.forbidden.Add(1)
+		note(r, outcomeForbidden)
 		level := slog.LevelDebug
 		if now := time.Now().UnixNano(); now-p.lastRefusalLog.Load() > int64(10*time.Second) {
 			p.lastRefusalLog.Store(now) // at most one warning per 10 s: scanners must not flood the log
@@ -468,6 +471,7 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request) bool {
 	p.n.requests.Add(1)
 	if p.looped(r) {
 		p.n.badRequests.Add(1)
+		note(r, outcomeRefused)
 		http.Error(w, "dfp2p proxy: request loops through this proxy", http.StatusLoopDetected)
 		return false
 	}
@@ -481,6 +485,8 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer p.leave()
+	r, counted := p.observe(r, kindOf(r))
+	defer counted()
 	if !p.admit(w, r) {
 		return
 	}
@@ -492,6 +498,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
+		note(r, outcomeOK)
 	default:
 		p.handleMirror(w, r)
 	}

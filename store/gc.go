@@ -38,8 +38,17 @@ var errGCSkip = errors.New("store: task changed since GC planned its removal")
 // until use is at or below the low watermark. With dryRun it only reports.
 // A task that is acquired, pinned or accessed between planning and removal is
 // skipped. If the filesystem cannot be measured, watermark removal is skipped
-// and the error is returned along with the TTL removals.
+// and the error is returned along with the TTL removals. Runs that are not
+// dry runs are counted in the store's metrics (Collectors).
 func (s *Store) GC(dryRun bool) (GCReport, error) {
+	rep, err := s.gc(dryRun)
+	if !dryRun && !errors.Is(err, ErrClosed) {
+		s.gcm.record(rep)
+	}
+	return rep, err
+}
+
+func (s *Store) gc(dryRun bool) (GCReport, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 

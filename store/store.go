@@ -203,6 +203,7 @@ type Store struct {
 	tasks  map[content.TaskID]*taskState
 	active map[content.TaskID]int
 	usage  int64
+	gcm    gcMetrics
 }
 
 // Open opens (creating if needed) the store in dir, rebuilding the index of
@@ -259,6 +260,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		crypt:  crypt,
 		tasks:  make(map[content.TaskID]*taskState),
 		active: make(map[content.TaskID]int),
+		gcm:    newGCMetrics(),
 	}
 	if err := s.load(); err != nil {
 		db.Close()

@@ -86,6 +86,7 @@ type config struct {
 	refresh       time.Duration
 	lookup        time.Duration
 	counter       func(peer.ID, int64)
+	failed        func(peer.ID, error, bool) // WithFailureObserver
 	maxProviders  int
 	picker        []PickerOption
 	// checkManifest vets a provider's manifest (its signature); a manifest
@@ -902,6 +903,9 @@ func (d *download) handle(r pieceResult) (bool, error) {
 	}
 	bad := errors.Is(r.err, store.ErrBadPiece)
 	d.picker.Failed(i, string(r.peer), bad, time.Now())
+	if d.f.cfg.failed != nil {
+		d.f.cfg.failed(r.peer, r.err, bad && !d.bad[r.peer])
+	}
 	if bad && !d.bad[r.peer] {
 		d.bad[r.peer] = true
 		d.log.Warn("swarm: provider sent a bad piece; not using it again", "peer", r.peer, "piece", i, "err", r.err)

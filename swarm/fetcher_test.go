@@ -398,7 +398,15 @@ func TestFetchCorruptProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl := newClient(t)
+	var badFails, drops int // the failure observer runs on Fetch's goroutine
+	cl := newClient(t, WithFailureObserver(func(from peer.ID, err error, dropped bool) {
+		if from == bad.h.ID() && errors.Is(err, store.ErrBadPiece) {
+			badFails++
+		}
+		if dropped {
+			drops++
+		}
+	}))
 	cl.finder.set(bad, good)
 	m, err := cl.f.Fetch(context.Background(), Request{Task: f.id, URL: f.url}, nil)
 	if err != nil {
@@ -407,6 +415,9 @@ func TestFetchCorruptProvider(t *testing.T) {
 	cl.check(t, f, m)
 	if n := cl.bytesFrom(bad); n != 0 {
 		t.Fatalf("%d bytes stored from the corrupt provider", n)
+	}
+	if badFails < 1 || drops != 1 {
+		t.Fatalf("failure observer: %d bad pieces from the corrupt provider, %d drops; want >= 1 and 1", badFails, drops)
 	}
 	// The first pick spreads over both providers, so bad was asked once (one
 	// stream of at most DefaultPeerLimit pieces, aborted at its first bad

@@ -70,7 +70,7 @@ func (t *Tracker) apiHandler() http.Handler {
 	t.limits.Mount(mux, t.auth, t.log)
 	t.preheat.Register(mux, t.auth)
 	httpapi.Pprof(mux, t.auth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", read(promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	return mux
 }
 

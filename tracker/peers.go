@@ -63,7 +63,7 @@ func (p *peerSource) otherTrackers(ctx context.Context) bool {
 func (p *peerSource) Fetch(ctx context.Context, req cdn.Request, obs cdn.Observer) (*content.Manifest, error) {
 	t := p.t
 	opts := []swarm.Option{swarm.WithLogger(t.log),
-		swarm.WithByteCounter(func(_ peer.ID, n int64) { t.m.peerBytes.Add(float64(n)) })}
+		swarm.WithByteCounter(func(_ peer.ID, n int64) { t.m.bytes.WithLabelValues("peer").Add(float64(n)) })}
 	if !t.members.Open() {
 		opts = append(opts, swarm.WithManifestCheck(swarm.SignedBy(t.members.CA())))
 	}

@@ -234,9 +234,10 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.m.reg.MustRegister(t.members.Collectors()...)
+	t.m.reg.MustRegister(append(st.Collectors(), node.Collectors(h)...)...)
 	gated := t.members.Host()
 
-	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.originBytes.Add(float64(n)) }),
+	fopts := []cdn.Option{cdn.WithLogger(t.log), cdn.WithByteCounter(func(n int64) { t.m.bytes.WithLabelValues("origin").Add(float64(n)) }),
 		cdn.WithRateLimit(t.limits.OriginGroup())}
 	if cfg.OriginClient != nil {
 		fopts = append(fopts, cdn.WithHTTPClient(cfg.OriginClient))
@@ -349,6 +350,7 @@ func (t *Tracker) tickLoop() {
 			t.sched.Tick(now)
 			t.m.tasks.Set(float64(len(t.tasks)))
 			t.m.peers.Set(float64(len(t.sched.Peers())))
+			t.m.blockedParents.Set(float64(t.sched.BlockedParents(now)))
 			t.mu.Unlock()
 			t.reloadRevocations()
 		}
@@ -445,7 +447,7 @@ func (t *Tracker) handleStream(s network.Stream) {
 	if resp.Error != "" {
 		outcome = "error"
 	}
-	t.m.requests.WithLabelValues(req.Type, outcome).Inc()
+	t.m.requests.WithLabelValues(requestType(req.Type), outcome).Inc()
 	_ = s.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if err := wire.WriteMsg(s, resp); err != nil {
 		_ = s.Reset()
@@ -612,8 +614,10 @@ func (t *Tracker) schedule(p peer.ID, req *Request) *Response {
 		if a.Parent == t.self {
 			out.Seed = true
 			out.Addrs = node.Addrs(t.h)
+			t.m.assignments.WithLabelValues("seed").Inc()
 		} else {
 			out.Addrs = t.addrs[a.Parent]
+			t.m.assignments.WithLabelValues("peer").Inc()
 		}
 		resp.Assignments = append(resp.Assignments, out)
 	}
@@ -639,13 +643,14 @@ func (t *Tracker) report(p peer.ID, req *Request) *Response {
 		}
 	}
 	t.sched.Done(string(req.Task), p.String(), done, now)
+	t.m.reported.WithLabelValues("done").Add(float64(len(done)))
 	for _, f := range req.Failed {
 		if f.Piece < 0 || f.Piece >= n || f.Parent == "" {
 			continue
 		}
 		t.sched.Failed(string(req.Task), p.String(), f.Parent, f.Piece, failReason(f.Reason), now)
+		t.m.reported.WithLabelValues(reportOutcome(f.Reason)).Inc()
 		if f.Reason == ReasonBadPiece {
-			t.m.badPieces.Inc()
 			t.log.Warn("peer reported a bad piece", "task", req.Task.Short(), "piece", f.Piece, "parent", f.Parent, "reporter", p)
 		}
 	}

@@ -517,11 +517,20 @@ func TestBadPieceBlocksAcrossTasksAndExpires(t *testing.T) {
 	}
 	s.Join("t", "b", false, nil, t0)
 	s.Failed("t", "a", "p", 0, FailBadPiece, t0)
+	if n := s.BlockedParents(t0); n != 0 {
+		t.Fatalf("BlockedParents after one report = %d", n)
+	}
 	s.Failed("t", "b", "p", 0, FailBadPiece, t0)
+	if n := s.BlockedParents(t0); n != 1 {
+		t.Fatalf("BlockedParents after two reporters = %d, want 1", n)
+	}
 	if got := s.Schedule("u", "a", 1, t0); len(got) != 0 {
 		t.Fatalf("bad parent used in another task: %v", got)
 	}
 	later := t0.Add(5*time.Minute + time.Second)
+	if n := s.BlockedParents(later); n != 0 {
+		t.Fatalf("BlockedParents after the block ran out = %d", n)
+	}
 	s.Join("u", "p", false, nil, later)
 	s.Join("u", "a", false, nil, later)
 	s.Tick(later)

@@ -97,3 +97,15 @@ func (s *Scheduler) Peers() []PeerView {
 	})
 	return out
 }
+
+// BlockedParents is how many parents are blocked for everyone at now
+// because two children reported bad pieces from them (see FailBadPiece).
+func (s *Scheduler) BlockedParents(now time.Time) int {
+	n := 0
+	for _, until := range s.bad {
+		if now.Before(until) {
+			n++
+		}
+	}
+	return n
+}
