@@ -51,6 +51,8 @@ const (
 var (
 	bucketTasks     = []byte("tasks")
 	bucketManifests = []byte("manifests")
+	bucketMeta      = []byte("meta")
+	keySchema       = []byte("schema")
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
@@ -273,6 +275,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 func (s *Store) load() error {
 	var bad [][]byte
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := checkSchema(tx); err != nil {
+			return err
+		}
 		if _, err := tx.CreateBucketIfNotExists(bucketManifests); err != nil {
 			return err
 		}
