@@ -68,6 +68,7 @@ func (t *Tracker) apiHandler() http.Handler {
 		httpapi.JSON(w, http.StatusOK, peers)
 	}))
 	httpapi.Pprof(mux, t.auth)
+	t.dashboardRoutes(mux, read)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

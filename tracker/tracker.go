@@ -109,6 +109,8 @@ type Tracker struct {
 	sched *scheduler.Scheduler
 	tasks map[content.TaskID]*taskState
 	addrs map[string][]string // peer -> its advertised multiaddrs
+
+	traffic traffic // bytes delivered to peers, for the dashboard (under mu)
 }
 
 type taskState struct {
@@ -122,6 +124,7 @@ type taskState struct {
 	// tracker does not know yet (it took the task over from another
 	// tracker): a holding counts only once the seed has hashed the piece.
 	claims map[string][]bool
+	edges  edgeBook // bytes per parent->child edge, for the dashboard
 }
 
 // joinLocked registers peer's holdings with the scheduler, counting only
@@ -325,6 +328,7 @@ func (t *Tracker) tickLoop() {
 				t.joinSeedLocked(id, nil, now)
 			}
 			t.sched.Tick(now)
+			t.sampleTrafficLocked(now)
 			t.m.tasks.Set(float64(len(t.tasks)))
 			t.m.peers.Set(float64(len(t.sched.Peers())))
 			t.mu.Unlock()
@@ -616,6 +620,7 @@ func (t *Tracker) report(p peer.ID, req *Request) *Response {
 			done = append(done, i)
 		}
 	}
+	t.countDoneLocked(req.Task, ts, p.String(), done)
 	t.sched.Done(string(req.Task), p.String(), done, now)
 	for _, f := range req.Failed {
 		if f.Piece < 0 || f.Piece >= n || f.Parent == "" {
