@@ -239,7 +239,7 @@
   function renderGraph(d, edges, seedID) {
     const g = $("graph");
     g.replaceChildren();
-    const S = 520, C = S / 2, R = 200;
+    const S = 520, C = S / 2, R = 205;
     const traffic = new Map();
     const add = (id, n) => traffic.set(id, (traffic.get(id) || 0) + n);
     const live = new Set();
@@ -263,7 +263,7 @@
       const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(others.length, 1);
       pos.set(id, [C + R * Math.cos(a), C + R * Math.sin(a)]);
     });
-    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" },
+    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerUnits: "userSpaceOnUse", markerWidth: 9, markerHeight: 9, orient: "auto" },
       svg("path", { class: "arrow", d: "M0,0L10,5L0,10z" }));
     g.append(svg("defs", {}, marker));
     const shown = (edges.edges || []).filter((e) => pos.has(e.from) && pos.has(e.to) && e.from !== e.to);
@@ -273,21 +273,28 @@
     for (const e of shown) {
       const [x1, y1] = pos.get(e.from), [x2, y2] = pos.get(e.to);
       const dx = x2 - x1, dy = y2 - y1, len = Math.hypot(dx, dy) || 1;
-      const ux = dx / len, uy = dy / len;
-      const ox = -uy * 3, oy = ux * 3; // keep A→B and B→A apart
-      const r0 = e.from === seedID ? 16 : nodeR, r1 = (e.to === seedID ? 16 : nodeR) + 3;
+      // Edges between peers bend (to their right, so A→B and B→A part and
+      // none runs through the seed in the middle); the seed's are straight.
+      const bend = e.from === seedID || e.to === seedID ? 0.04 : 0.18;
+      const cx = (x1 + x2) / 2 - (dy / len) * len * bend, cy = (y1 + y2) / 2 + (dx / len) * len * bend;
+      const r0 = e.from === seedID ? 16 : nodeR, r1 = (e.to === seedID ? 16 : nodeR) + 2;
+      const d0 = Math.hypot(cx - x1, cy - y1) || 1, d1 = Math.hypot(x2 - cx, y2 - cy) || 1;
+      const sx = x1 + ((cx - x1) / d0) * r0, sy = y1 + ((cy - y1) / d0) * r0;
+      const ex = x2 - ((x2 - cx) / d1) * r1, ey = y2 - ((y2 - cy) / d1) * r1;
+      const f = (v) => v.toFixed(1);
       const cls = "edge " + (e.from === seedID ? "fromseed" : "frompeer");
-      const line = svg("line", {
-        class: cls,
-        x1: (x1 + ux * r0 + ox).toFixed(1), y1: (y1 + uy * r0 + oy).toFixed(1),
-        x2: (x2 - ux * r1 + ox).toFixed(1), y2: (y2 - uy * r1 + oy).toFixed(1),
-        "stroke-width": (1 + 4 * Math.sqrt(e.bytes / maxB)).toFixed(2),
-        "marker-end": "url(#arrow)",
-        "data-edge": e.from + ">" + e.to,
-      }, svg("title", { text: shortID(e.from) + " → " + shortID(e.to) + ": " + bytes(e.bytes) }));
-      layer.append(line);
+      layer.append(
+        svg("path", {
+          class: cls,
+          d: "M" + f(sx) + "," + f(sy) + "Q" + f(cx) + "," + f(cy) + " " + f(ex) + "," + f(ey),
+          "stroke-width": (1 + 4 * Math.sqrt(e.bytes / maxB)).toFixed(2),
+          "marker-end": "url(#arrow)",
+          "data-edge": e.from + ">" + e.to,
+        }, svg("title", { text: shortID(e.from) + " → " + shortID(e.to) + ": " + bytes(e.bytes) }))
+      );
       if (shown.length <= 24) {
-        layer.append(svg("text", { class: "elabel", x: ((x1 + x2) / 2 + ox * 3).toFixed(1), y: ((y1 + y2) / 2 + oy * 3).toFixed(1), text: bytes(e.bytes) }));
+        // The label sits on the curve's midpoint.
+        layer.append(svg("text", { class: "elabel", "text-anchor": "middle", x: f((x1 + 2 * cx + x2) / 4), y: f((y1 + 2 * cy + y2) / 4 - 3), text: bytes(e.bytes) }));
       }
     }
     g.append(layer);
@@ -299,7 +306,7 @@
         svg("g", { class: cls, "data-node": id },
           svg("title", { text: (isSeed ? "seed " : "") + id }),
           svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r }),
-          svg("text", { x: (x + r + 3).toFixed(1), y: (y + 4).toFixed(1), text: isSeed ? "seed" : shortID(id) }))
+          svg("text", { x: x.toFixed(1), y: (y + r + 12).toFixed(1), "text-anchor": "middle", text: isSeed ? "seed" : shortID(id) }))
       );
     }
     const notes = [];
