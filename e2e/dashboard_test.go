@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,5 +253,102 @@ func saveScreenshot(t *testing.T, png []byte) {
 		}
 		abs, _ := filepath.Abs(p)
 		t.Logf("screenshot: %s (%d bytes)", abs, len(png))
+	}
+}
+
+// hostAddr is a non-loopback IPv4 address of this host: a tracker API bound
+// there sees the browser as a remote client.
+func hostAddr(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Fatal("this host has no non-loopback IPv4 address to serve the API on")
+	return ""
+}
+
+// From anywhere but loopback the dashboard's data needs a token: the page
+// says so, takes a read-scoped token in its token field, keeps it in
+// sessionStorage only, and goes live with it.
+func TestDashboardToken(t *testing.T) {
+	e := newEnv(t)
+	tr, err := e.c.StartTracker("--api", hostAddr(t)+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "cluster", "api-token", "--ca", filepath.Join(tr.DataDir, "cluster-ca.key"), "--scope", "read", "--ttl", "10m").Output()
+	if err != nil {
+		t.Fatalf("minting a read token: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+
+	b, err := cluster.StartBrowser(filepath.Join(e.dir, "chromium"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := b.Run(30*time.Second, chromedp.Navigate(tr.URL()+"/")); err != nil {
+		t.Fatal(err)
+	}
+	var st pageState
+	waitPage := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if err := b.Run(5*time.Second, chromedp.Evaluate(readPage, &st)); err != nil {
+				t.Fatal(err)
+			}
+			if ok() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("page never showed %s: status %q; text:\n%s", what, st.Status, st.Text)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitPage("that it needs a token", func() bool {
+		return st.Status == "status err" && strings.Contains(st.Text, "needs a token")
+	})
+	// The page loaded (it is public); only its API calls were refused.
+	for _, p := range b.Problems() {
+		if !strings.Contains(p, "401") {
+			t.Fatalf("problem other than the expected 401s: %s", p)
+		}
+	}
+	if err := b.Run(10*time.Second,
+		chromedp.SendKeys("#token", tok, chromedp.ByID),
+		chromedp.Click(`#token-form button[type="submit"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	trID := peerID(t, tr)
+	waitPage("live data with the token", func() bool {
+		return st.Status == "status ok" && strings.Contains(st.Text, trID[len(trID)-8:]) && strings.Contains(st.Text, "no tasks yet")
+	})
+	before := len(b.Problems())
+	var stored struct {
+		Session string `json:"session"`
+		Local   int    `json:"local"`
+		Field   string `json:"field"`
+	}
+	if err := b.Run(5*time.Second, chromedp.Evaluate(`({session: sessionStorage.getItem("dfp2p.api-token"), local: localStorage.length, field: document.getElementById("token").value})`, &stored)); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Session != tok || stored.Local != 0 || stored.Field != "" {
+		t.Fatalf("token kept as session %v, localStorage entries %d, left in the field %v", stored.Session == tok, stored.Local, stored.Field != "")
+	}
+	// A few more polls with the token: no new errors.
+	time.Sleep(3500 * time.Millisecond)
+	if p := b.Problems(); len(p) > before {
+		t.Fatalf("problems after the token was set:\n%s", strings.Join(p[before:], "\n"))
 	}
 }
