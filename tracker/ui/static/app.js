@@ -114,7 +114,9 @@
 
   function renderChart(samples) {
     const c = $("chart");
-    const W = 600, H = 160, L = 0, T = 8, B = 4;
+    // Drawn at its on-screen size, so text is not stretched.
+    const W = Math.max(200, Math.round(c.getBoundingClientRect().width) || 600), H = 160, L = 0, T = 8, B = 14;
+    c.setAttribute("viewBox", "0 0 " + W + " " + H);
     c.replaceChildren();
     const last = samples.length ? samples[samples.length - 1] : { origin: 0, seed: 0, peer: 0, t: Date.now() };
     $("r-origin").textContent = rate(last.origin);
@@ -129,6 +131,9 @@
       c.append(svg("line", { class: "grid", x1: 0, x2: W, y1: y(max * f), y2: y(max * f) }));
     }
     c.append(svg("text", { class: "axis", x: 4, y: y(max) + 10, text: rate(max) }));
+    c.append(svg("text", { class: "axis", x: 4, y: H - 3, text: "−60 s" }));
+    c.append(svg("text", { class: "axis", x: W / 2, y: H - 3, "text-anchor": "middle", text: "−30 s" }));
+    c.append(svg("text", { class: "axis", x: W - 4, y: H - 3, "text-anchor": "end", text: "now" }));
     for (const key of ["origin", "seed", "peer"]) {
       const pts = samples.filter((s) => s.t >= start).map((s) => x(s.t).toFixed(1) + "," + y(s[key]).toFixed(1));
       if (pts.length > 1) c.append(svg("path", { class: key, d: "M" + pts.join("L") }));
