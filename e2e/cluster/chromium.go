@@ -66,6 +66,8 @@ func StartBrowser(dir string) (*Browser, error) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-breakpad", true), // no crashpad handler (it daemonizes)
+		chromedp.Flag("disable-crash-reporter", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("mute-audio", true),
@@ -154,13 +156,19 @@ func (b *Browser) Run(timeout time.Duration, actions ...chromedp.Action) error {
 func (b *Browser) Close() error {
 	b.cancel() // closes the browser over the protocol and waits
 	b.alloc()  // kills the process if it is still there, waits for it
+	defer b.logf.Close()
 	if b.pgid > 0 {
+		// Its helpers end on their own once the browser is gone; give them
+		// a moment (killing a parent first leaves orphans for init to
+		// reap), then kill what is left of the group.
+		for end := time.Now().Add(3 * time.Second); len(inGroup(b.pgid)) > 0 && time.Now().Before(end); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		_ = syscall.Kill(-b.pgid, syscall.SIGKILL)
 	}
-	defer b.logf.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		left := processesWith(b.dir)
+		left := append(processesWith(b.dir), inGroup(b.pgid)...)
 		if len(left) == 0 {
 			return nil
 		}
@@ -189,6 +197,38 @@ func processesWith(s string) []int {
 			continue
 		}
 		out = append(out, pid)
+	}
+	return out
+}
+
+// inGroup lists the live (not zombie) processes in process group pgid.
+func inGroup(pgid int) []int {
+	if pgid <= 0 {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(st[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			out = append(out, pid)
+		}
 	}
 	return out
 }
