@@ -16,7 +16,7 @@ build:
 
 # deps installs what the tests need on a fresh Debian machine (CI runs as root).
 deps:
-	@./scripts/deps.sh docker-registry containerd skopeo apache2-utils iproute2 systemd prometheus
+	@./scripts/deps.sh docker-registry containerd skopeo apache2-utils iproute2 systemd prometheus chromium
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

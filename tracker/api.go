@@ -70,6 +70,7 @@ func (t *Tracker) apiHandler() http.Handler {
 	t.limits.Mount(mux, t.auth, t.log)
 	t.preheat.Register(mux, t.auth)
 	httpapi.Pprof(mux, t.auth)
+	t.dashboardRoutes(mux, read)
 	mux.HandleFunc("GET /metrics", read(promhttp.HandlerFor(t.m.reg, promhttp.HandlerOpts{}).ServeHTTP))
 	return mux
 }

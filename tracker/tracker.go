@@ -124,6 +124,7 @@ type Tracker struct {
 
 	preheat  *preheat.Manager
 	resolver *oci.Resolver
+	traffic  traffic // bytes delivered to peers, for the dashboard (under mu)
 }
 
 type taskState struct {
@@ -137,6 +138,7 @@ type taskState struct {
 	// tracker does not know yet (it took the task over from another
 	// tracker): a holding counts only once the seed has hashed the piece.
 	claims map[string][]bool
+	edges  edgeBook // bytes per parent->child edge, for the dashboard
 }
 
 // joinLocked registers peer's holdings with the scheduler, counting only
@@ -348,6 +350,7 @@ func (t *Tracker) tickLoop() {
 				t.joinSeedLocked(id, nil, now)
 			}
 			t.sched.Tick(now)
+			t.sampleTrafficLocked(now)
 			t.m.tasks.Set(float64(len(t.tasks)))
 			t.m.peers.Set(float64(len(t.sched.Peers())))
 			t.m.blockedParents.Set(float64(t.sched.BlockedParents(now)))
@@ -642,6 +645,7 @@ func (t *Tracker) report(p peer.ID, req *Request) *Response {
 			done = append(done, i)
 		}
 	}
+	t.countDoneLocked(req.Task, ts, p.String(), done)
 	t.sched.Done(string(req.Task), p.String(), done, now)
 	t.m.reported.WithLabelValues("done").Add(float64(len(done)))
 	for _, f := range req.Failed {

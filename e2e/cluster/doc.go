@@ -13,5 +13,9 @@
 // from inside a namespace, through the site's sockets (Site.Listen,
 // Site.HTTPClient, Proc.HTTPClient).
 //
+// StartBrowser (chromium.go) runs a headless Chromium with a fresh profile,
+// driven over the DevTools protocol (chromedp), that records console errors
+// and failed requests; Close leaves none of its processes behind.
+//
 // It is test infrastructure: product code must not import it.
 package cluster

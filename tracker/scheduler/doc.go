@@ -43,6 +43,10 @@
 // (Joined tells the caller whether to ask the peer to register again). A peer
 // that is forgotten and later joins again simply starts afresh.
 //
+// Queries change nothing: Joined, Tasks, Task and Peers (for the HTTP API),
+// and Assigned, the parent of a child's in-flight piece (the tracker asks it
+// before Done to count bytes per parent→child edge for its dashboard).
+//
 // # Decision rules (Schedule)
 //
 //  1. Only pieces the peer neither holds nor has in flight, and only pieces

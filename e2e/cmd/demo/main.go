@@ -62,7 +62,7 @@ func run(bin string, size int64, n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("tracker   %s  (dashboard API http://%s)\n", tr.Addrs[0], tr.API)
+	fmt.Printf("tracker   %s  (dashboard http://%s/)\n", tr.Addrs[0], tr.API)
 	tok := tr.JoinToken()
 	fmt.Printf("closed cluster; the daemons join with:\n  dfp2p daemon --join %.60s...\n", tok)
 	var ds []*cluster.Proc
