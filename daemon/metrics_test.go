@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dfp2p/dfp2p/exchange"
+	"github.com/dfp2p/dfp2p/internal/metricstest"
 	"github.com/dfp2p/dfp2p/store"
 	"github.com/dfp2p/dfp2p/swarm"
 	"github.com/dfp2p/dfp2p/tracker"
@@ -70,14 +70,14 @@ func TestMetricsMove(t *testing.T) {
 		"dfp2p_libp2p_connections": func(v float64) bool { return v >= 1 },
 		"dfp2p_gc_runs_total":      func(v float64) bool { return v == 0 },
 	} {
-		if v := value(t, b.Registry(), name); !ok(v) {
+		if v := metricstest.Value(t, b.Registry(), name, nil); !ok(v) {
 			t.Errorf("b: %s = %v", name, v)
 		}
 	}
 	if _, err := b.Store().GC(false); err != nil {
 		t.Fatal(err)
 	}
-	if v := value(t, b.Registry(), "dfp2p_gc_runs_total"); v != 1 {
+	if v := metricstest.Value(t, b.Registry(), "dfp2p_gc_runs_total", nil); v != 1 {
 		t.Errorf("b: dfp2p_gc_runs_total after a GC = %v", v)
 	}
 }
@@ -147,27 +147,6 @@ func TestPieceFailureMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(newMetrics().piecesFailed); n != 4 {
 		t.Errorf("fresh dfp2p_pieces_failed_total has %d series, want 4", n)
 	}
-}
-
-// value reads the one unlabelled counter or gauge name from reg.
-func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if m.GetCounter() != nil {
-			return m.GetCounter().GetValue()
-		}
-		return m.GetGauge().GetValue()
-	}
-	t.Fatalf("%s not gathered", name)
-	return 0
 }
 
 // TestMetricsNeedReadScope: /metrics is open to loopback callers (the

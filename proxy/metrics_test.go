@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dfp2p/dfp2p/internal/metricstest"
 )
 
 // TestMetricsMove sends one request of each kind and outcome and checks the
@@ -121,17 +122,17 @@ func TestMetricsMove(t *testing.T) {
 
 	// Latency: every timed request is in the histogram, CONNECT is not.
 	for kind, want := range map[string]uint64{kindBlob: 4, kindManifest: 3, kindForward: 1, kindOther: 1, kindConnect: 0} {
-		if n := histCount(t, reg, kind); n != want {
+		if n := metricstest.HistCount(t, reg, "dfp2p_proxy_request_seconds", prometheus.Labels{"kind": kind}); n != want {
 			t.Errorf("dfp2p_proxy_request_seconds{kind=%q} count = %d, want %d", kind, n, want)
 		}
 	}
-	if v := gathered(t, reg, "dfp2p_proxy_blob_bytes_total", ""); v < float64(len(blob)) {
+	if v := metricstest.Value(t, reg, "dfp2p_proxy_blob_bytes_total", nil); v < float64(len(blob)) {
 		t.Errorf("dfp2p_proxy_blob_bytes_total = %v", v)
 	}
-	if v := gathered(t, reg, "dfp2p_proxy_auth_checks_total", "upstream"); v < 2 {
+	if v := metricstest.Value(t, reg, "dfp2p_proxy_auth_checks_total", prometheus.Labels{"result": "upstream"}); v < 2 {
 		t.Errorf(`dfp2p_proxy_auth_checks_total{result="upstream"} = %v`, v)
 	}
-	if v := gathered(t, reg, "dfp2p_proxy_auth_checks_total", "cached"); v < 1 {
+	if v := metricstest.Value(t, reg, "dfp2p_proxy_auth_checks_total", prometheus.Labels{"result": "cached"}); v < 1 {
 		t.Errorf(`dfp2p_proxy_auth_checks_total{result="cached"} = %v`, v)
 	}
 }
@@ -145,46 +146,4 @@ func waitCount(t *testing.T, p *Proxy, kind, outcome string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// histCount is the sample count of dfp2p_proxy_request_seconds{kind}; 0 if absent.
-func histCount(t *testing.T, reg *prometheus.Registry, kind string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "dfp2p_proxy_request_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == kind {
-				return m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return 0
-}
-
-// gathered is the counter name (with its one label equal to label, if
-// given) from reg.
-func gathered(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatal(errors.New(name + " not gathered"))
-	return 0
 }

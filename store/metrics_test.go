@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dfp2p/dfp2p/internal/metricstest"
 )
 
 func TestMetricsMove(t *testing.T) {
@@ -16,10 +18,10 @@ func TestMetricsMove(t *testing.T) {
 	names := []string{"dfp2p_cache_bytes", "dfp2p_cache_tasks"}
 	want := func(bytes, tasks int64) {
 		t.Helper()
-		if got := gauge(t, reg, "dfp2p_cache_bytes"); got != float64(bytes) {
+		if got := metricstest.Value(t, reg, "dfp2p_cache_bytes", nil); got != float64(bytes) {
 			t.Fatalf("dfp2p_cache_bytes = %v, want %d", got, bytes)
 		}
-		if got := gauge(t, reg, "dfp2p_cache_tasks"); got != float64(tasks) {
+		if got := metricstest.Value(t, reg, "dfp2p_cache_tasks", nil); got != float64(tasks) {
 			t.Fatalf("dfp2p_cache_tasks = %v, want %d", got, tasks)
 		}
 	}
@@ -55,20 +57,4 @@ func TestMetricsMove(t *testing.T) {
 		t.Fatalf("dfp2p_gc_removed_bytes_total = %v, want %d", v, ps)
 	}
 	want(2*ps, 1)
-}
-
-// gauge reads the one unlabelled series of name from reg.
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("%s not gathered", name)
-	return 0
 }

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dfp2p/dfp2p/content"
+	"github.com/dfp2p/dfp2p/internal/metricstest"
 )
 
 // TestMetricsMove drives the tracker through a register, schedules, reports
@@ -52,7 +52,7 @@ func TestMetricsMove(t *testing.T) {
 	if got := testutil.CollectAndCount(tr.m.scheduleSeconds); got != 1 {
 		t.Fatalf("schedule histogram series: %d", got)
 	}
-	if n := histCount(t, tr.Registry(), "dfp2p_tracker_schedule_seconds"); n != uint64(calls) {
+	if n := metricstest.HistCount(t, tr.Registry(), "dfp2p_tracker_schedule_seconds", nil); n != uint64(calls) {
 		t.Fatalf("dfp2p_tracker_schedule_seconds count = %d, want %d (one per schedule call)", n, calls)
 	}
 	if v := testutil.ToFloat64(tr.m.assignments.WithLabelValues("seed")); v != float64(len(as)) {
@@ -98,14 +98,14 @@ func TestMetricsMove(t *testing.T) {
 		"dfp2p_member_peers":       func(v float64) bool { return v >= 2 },
 		"dfp2p_upload_bytes_total": func(v float64) bool { return v == 0 },
 	} {
-		if v := value(t, tr.Registry(), name); !ok(v) {
+		if v := metricstest.Value(t, tr.Registry(), name, nil); !ok(v) {
 			t.Errorf("%s = %v", name, v)
 		}
 	}
 	if _, err := tr.st.GC(false); err != nil {
 		t.Fatal(err)
 	}
-	if v := value(t, tr.Registry(), "dfp2p_gc_runs_total"); v != 1 {
+	if v := metricstest.Value(t, tr.Registry(), "dfp2p_gc_runs_total", nil); v != 1 {
 		t.Errorf("dfp2p_gc_runs_total after a GC = %v", v)
 	}
 }
@@ -119,42 +119,6 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// value reads the one unlabelled counter or gauge name from reg.
-func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if m.GetCounter() != nil {
-			return m.GetCounter().GetValue()
-		}
-		return m.GetGauge().GetValue()
-	}
-	t.Fatalf("%s not gathered", name)
-	return 0
-}
-
-func histCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("%s not gathered", name)
-	return 0
 }
 
 // TestMetricsNeedReadScope: /metrics is open to loopback callers (the
