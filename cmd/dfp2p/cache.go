@@ -256,17 +256,9 @@ func withClient(run clientRun) func(*cobra.Command, []string) error {
 		if err != nil {
 			return usagef("%v", err)
 		}
-		ctx := cmd.Context()
-		if t := v.GetDuration("timeout"); t > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s", t))
-			defer cancel()
-		}
-		err = run(ctx, c, v, cmd.OutOrStdout(), args)
-		if cause := context.Cause(ctx); err != nil && cause != nil && ctx.Err() != nil {
-			return fmt.Errorf("%v (%v)", cause, err)
-		}
-		return err
+		ctx, cancel := withTimeout(cmd.Context(), v.GetDuration("timeout"), "")
+		defer cancel()
+		return withCause(ctx, run(ctx, c, v, cmd.OutOrStdout(), args))
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -76,12 +75,8 @@ func runGet(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	ctx := cmd.Context()
-	if t := v.GetDuration("timeout"); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s", t))
-		defer cancel()
-	}
+	ctx, cancel := withTimeout(cmd.Context(), v.GetDuration("timeout"), "")
+	defer cancel()
 	if j := v.GetString("join"); j != "" {
 		if _, err := crypto.ParseJoinToken(j); err != nil {
 			return usagef("--join: %v", err)
@@ -114,10 +109,7 @@ func runGet(cmd *cobra.Command, args []string) error {
 		fmt.Fprintln(os.Stderr)
 	}
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return fmt.Errorf("%v (%v)", cause, err)
-		}
-		return err
+		return withCause(ctx, err)
 	}
 	if progress != nil {
 		fmt.Fprintf(os.Stderr, "%s: done in %s (%s from peers, %s from seed, %s from origin)\n", out,

@@ -131,12 +131,8 @@ func runPreheat(cmd *cobra.Command, args []string) error {
 		return usagef("--tracker-api: %v", err)
 	}
 	defer c.HTTP.CloseIdleConnections()
-	ctx := cmd.Context()
-	if t := v.GetDuration("timeout"); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s (the job goes on)", t))
-		defer cancel()
-	}
+	ctx, cancel := withTimeout(cmd.Context(), v.GetDuration("timeout"), " (the job goes on)")
+	defer cancel()
 	j, err := c.Submit(ctx, req)
 	var ae *preheat.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
