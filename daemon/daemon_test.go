@@ -59,6 +59,18 @@ func newDaemon(t *testing.T, trackers []string) *Daemon {
 	return startDaemon(t, Config{Trackers: trackers})
 }
 
+// newTracker is a tracker on loopback with its own closed cluster, closed
+// when the test ends (after the daemons started later).
+func newTracker(t *testing.T) *tracker.Tracker {
+	t.Helper()
+	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 // newMember is a daemon that joins tr's closed cluster with its join token.
 func newMember(t *testing.T, tr *tracker.Tracker) *Daemon {
 	t.Helper()
@@ -99,11 +111,7 @@ func readAll(t *testing.T, d *Daemon, url string) ([]byte, *Stream) {
 func TestDownloadThroughTracker(t *testing.T) {
 	data := testData(9<<20 + 123)
 	origin := testOrigin(t, data)
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	a := newMember(t, tr)
 	b := newMember(t, tr)
 	url := origin.URL + "/f"
@@ -207,11 +215,7 @@ func TestAPIErrors(t *testing.T) {
 func TestEncryptedCache(t *testing.T) {
 	data := testData(5<<20 + 17)
 	origin := testOrigin(t, data)
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	tok, err := crypto.ParseJoinToken(tr.JoinToken())
 	if err != nil {
 		t.Fatal(err)
@@ -261,11 +265,7 @@ func TestHostileGeometry(t *testing.T) {
 func TestManifestSignatureChecked(t *testing.T) {
 	data := testData(3<<20 + 5)
 	origin := testOrigin(t, data)
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	d := newMember(t, tr)
 	readAll(t, d, origin.URL+"/f") // a real signed manifest reaches the store
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -23,11 +23,7 @@ import (
 func TestMetricsMove(t *testing.T) {
 	data := testData(9<<20 + 5)
 	origin := testOrigin(t, data)
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	a := newMember(t, tr)
 	b := newMember(t, tr)
 	url := origin.URL + "/f"
@@ -152,11 +148,7 @@ func TestPieceFailureMetrics(t *testing.T) {
 // TestMetricsNeedReadScope: /metrics is open to loopback callers (the
 // host's Prometheus agent) and needs a read token from anywhere else.
 func TestMetricsNeedReadScope(t *testing.T) {
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	d := newMember(t, tr)
 	h := d.apiHandler()
 	for remote, want := range map[string]int{"127.0.0.1:5000": http.StatusOK, "192.0.2.1:5000": http.StatusUnauthorized} {

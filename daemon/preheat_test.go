@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dfp2p/dfp2p/internal/wire"
-	"github.com/dfp2p/dfp2p/tracker"
 	"github.com/dfp2p/dfp2p/tracker/preheat"
 )
 
@@ -38,11 +37,7 @@ func askPreheat(ctx context.Context, from host.Host, to *Daemon, req preheat.Pee
 func TestPreheatOnlyFromTrackers(t *testing.T) {
 	data := testData(3<<20 + 7)
 	origin := testOrigin(t, data)
-	tr, err := tracker.New(tracker.Config{DataDir: t.TempDir(), Listen: loopback})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTracker(t)
 	a := newMember(t, tr)
 	b := newMember(t, tr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
