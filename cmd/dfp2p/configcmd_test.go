@@ -187,22 +187,13 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 
 // A value the loader used to turn into a silent zero now stops the start.
 func TestLoaderRejectsBadValues(t *testing.T) {
-	dir := t.TempDir()
 	for _, body := range []string{"gc-ttl: 10 minutes\n", "max-uploads: abc\n", "dht: yes?\n", "gc-interval: 10\n", "listen: {a: b}\n"} {
-		p := filepath.Join(dir, "c.yaml")
-		os.WriteFile(p, []byte(body), 0o600)
-		cmd := configCmd()
-		_ = cmd.ParseFlags([]string{"--config", p})
-		if _, err := loadConfig(cmd); !isUsage(err) {
+		if _, err := loadYAML(t, body); !isUsage(err) {
 			t.Errorf("%q: err = %v, want a usage error", body, err)
 		}
 	}
 	// Good values are read as the flag parser reads them.
-	p := filepath.Join(dir, "ok.yaml")
-	os.WriteFile(p, []byte("gc-ttl: 90m\nmax-uploads: '7'\ndht: false\nlisten: /ip4/127.0.0.1/tcp/1 /ip4/127.0.0.1/tcp/2\ngc-high-watermark: 1\n"), 0o600)
-	cmd := configCmd()
-	_ = cmd.ParseFlags([]string{"--config", p})
-	v, err := loadConfig(cmd)
+	v, err := loadYAML(t, "gc-ttl: 90m\nmax-uploads: '7'\ndht: false\nlisten: /ip4/127.0.0.1/tcp/1 /ip4/127.0.0.1/tcp/2\ngc-high-watermark: 1\n")
 	if err != nil {
 		t.Fatal(err)
 	}

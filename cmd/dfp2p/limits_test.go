@@ -2,8 +2,6 @@ package main
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,16 +40,7 @@ func TestLimitUsageErrors(t *testing.T) {
 // The limits come from flags, the environment or the config file, in human
 // units or plain numbers.
 func TestLimitFlagsAndConfig(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte("limit-download: 100MiB\nlimit-upload: 1048576\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := configCmd()
-	if err := cmd.ParseFlags([]string{"--config", cfg, "--limit-origin", "800Mbit"}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := loadConfig(cmd)
+	v, err := loadYAML(t, "limit-download: 100MiB\nlimit-upload: 1048576\n", "--limit-origin", "800Mbit")
 	if err != nil {
 		t.Fatal(err)
 	}

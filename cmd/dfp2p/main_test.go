@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 )
 
 func TestParseHeaders(t *testing.T) {
@@ -32,18 +33,24 @@ func configCmd() *cobra.Command {
 	return cmd
 }
 
-func TestConfigPrecedence(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte("api: 127.0.0.1:7000\nmax-uploads: 5\ntracker:\n  - /ip4/127.0.0.1/udp/1/quic-v1/p2p/x\n"), 0o600); err != nil {
+// loadYAML loads the settings of configCmd from a config file holding body
+// and the extra flags args, through the real loader.
+func loadYAML(t *testing.T, body string, args ...string) (*viper.Viper, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := configCmd()
-	if err := cmd.ParseFlags([]string{"--config", cfg, "--max-uploads", "9"}); err != nil {
+	if err := cmd.ParseFlags(append([]string{"--config", p}, args...)); err != nil {
 		t.Fatal(err)
 	}
+	return loadConfig(cmd)
+}
+
+func TestConfigPrecedence(t *testing.T) {
 	t.Setenv("DFP2P_API", "127.0.0.1:7001")
-	v, err := loadConfig(cmd)
+	v, err := loadYAML(t, "api: 127.0.0.1:7000\nmax-uploads: 5\ntracker:\n  - /ip4/127.0.0.1/udp/1/quic-v1/p2p/x\n", "--max-uploads", "9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +74,7 @@ func TestConfigRejectsUnknownAndBadYAML(t *testing.T) {
 		"unknown.yaml": "api: x\nbogus-key: 1\n",
 		"bad.yaml":     "api: [unclosed\n",
 	} {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(body), 0o600)
-		cmd := configCmd()
-		if err := cmd.ParseFlags([]string{"--config", p}); err != nil {
-			t.Fatal(err)
-		}
-		_, err := loadConfig(cmd)
+		_, err := loadYAML(t, body)
 		var ue usageError
 		if err == nil || !errors.As(err, &ue) {
 			t.Errorf("%s: err = %v, want a usage error", name, err)
