@@ -158,13 +158,8 @@ func (d *Daemon) handlePin(pin bool) http.HandlerFunc {
 			httpapi.Error(w, http.StatusBadRequest, "invalid task id")
 			return
 		}
-		err := d.st.SetPinned(id, pin)
-		if errors.Is(err, store.ErrNotFound) {
-			httpapi.Error(w, http.StatusNotFound, "task not cached")
-			return
-		}
-		if err != nil {
-			httpapi.Error(w, http.StatusInternalServerError, err.Error())
+		if err := d.st.SetPinned(id, pin); err != nil {
+			storeError(w, err)
 			return
 		}
 		t, err := d.st.Task(id)
@@ -255,12 +250,8 @@ func (d *Daemon) handleVerify(w http.ResponseWriter, r *http.Request) {
 	var tasks []store.Task
 	if req.Task != "" {
 		t, err := d.st.Task(req.Task)
-		if errors.Is(err, store.ErrNotFound) {
-			httpapi.Error(w, http.StatusNotFound, "task not cached")
-			return
-		}
 		if err != nil {
-			httpapi.Error(w, http.StatusInternalServerError, err.Error())
+			storeError(w, err)
 			return
 		}
 		tasks = []store.Task{t}
@@ -386,4 +377,14 @@ func (d *Daemon) repair(ctx context.Context, t store.Task) error {
 	}
 	d.log.Info("verify repaired task", "task", t.ID.Short())
 	return nil
+}
+
+// storeError answers a store error about one task: 404 when the task is
+// not cached, 500 otherwise.
+func storeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		httpapi.Error(w, http.StatusNotFound, "task not cached")
+		return
+	}
+	httpapi.Error(w, http.StatusInternalServerError, err.Error())
 }
