@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/internal/rendezvous"
-	"github.com/dfp2p/dfp2p/internal/wire"
 )
 
 // ErrUnreachable is returned when no tracker answered.
@@ -155,27 +153,8 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (c *Client) callOne(ctx context.Context, p peer.ID, req *Request) (*Response, error) {
-	s, err := c.h.NewStream(ctx, p, ProtocolID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if err := wire.WriteMsg(s, req); err != nil {
-		_ = s.Reset()
-		return nil, err
-	}
-	// The request is written. CloseWrite may fail if the tracker already
-	// answered and closed its side (it reads only the one message), which
-	// cancels our write direction: the answer is still there to read.
-	_ = s.CloseWrite()
 	var resp Response
-	if err := wire.ReadMsg(bufio.NewReader(s), maxResponseSize, &resp); err != nil {
-		_ = s.Reset()
+	if err := roundTrip(ctx, c.h, p, ProtocolID, req, maxResponseSize, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

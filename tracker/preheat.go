@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
 	"github.com/dfp2p/dfp2p/crypto"
-	"github.com/dfp2p/dfp2p/internal/wire"
 	"github.com/dfp2p/dfp2p/oci"
 	"github.com/dfp2p/dfp2p/tracker/preheat"
 )
@@ -174,22 +172,8 @@ func (b preheatBackend) AskPeer(ctx context.Context, p string, req preheat.PeerR
 	limit := time.Duration(req.WaitMs)*time.Millisecond + 20*time.Second
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, pid, preheat.ProtocolID)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(limit))
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if err := wire.WriteMsg(s, req); err != nil {
-		_ = s.Reset()
-		return nil, err
-	}
-	_ = s.CloseWrite()
 	var resp preheat.PeerResponse
-	if err := wire.ReadMsg(bufio.NewReader(s), preheat.MaxPeerMessage, &resp); err != nil {
-		_ = s.Reset()
+	if err := roundTrip(ctx, t.h, pid, preheat.ProtocolID, req, preheat.MaxPeerMessage, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
