@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -430,6 +431,11 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				// A finished piece frees a slot: ask again soon.
 				nextSchedule = time.Now()
 			} else {
+				if diskFull(r.err) {
+					// Our own disk, not the parent: no other parent can
+					// help, so fail the download with one clear line.
+					return &Error{Msg: fmt.Sprintf("no space left on device: the daemon cannot store piece %d in %s", r.ref.Index, d.cfg.DataDir)}
+				}
 				reason := classify(r.err)
 				if reason == tracker.ReasonBadPiece {
 					dl.bad.Add(1)
@@ -477,6 +483,12 @@ func classify(err error) string {
 }
 
 var errDial = errors.New("cannot reach parent")
+
+// diskFull reports whether err is the daemon's own disk running out of space
+// (or quota) while storing a piece.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // refsPerStream is how many pieces one exchange stream carries pipelined.
 const refsPerStream = 4
