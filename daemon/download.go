@@ -398,7 +398,14 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				nextSchedule = time.Now().Add(250 * time.Millisecond)
 			default:
 				lastOK = time.Now()
-				started := d.dispatch(ctx, dl, resp.Assignments, have, inflight, blocked, results, &wg)
+				started, declined := d.dispatch(ctx, dl, resp.Assignments, have, inflight, blocked, results, &wg)
+				if len(declined) > 0 {
+					// Hand them back at once, or the tracker keeps them
+					// assigned to us (and the pieces unscheduled) until
+					// its assignment timeout.
+					failed = append(failed, declined...)
+					flush(true)
+				}
 				if started == 0 {
 					wait := time.Duration(resp.RetryAfterMs) * time.Millisecond
 					if wait <= 0 || wait > 2*time.Second {
@@ -494,9 +501,12 @@ func diskFull(err error) bool {
 const refsPerStream = 4
 
 // dispatch starts fetches for the assignments it accepts and returns how many
-// pieces it started.
+// pieces it started, and the assignments it declined because their parent
+// failed this daemon recently (to be reported as failed, which frees them
+// on the tracker and makes it avoid that parent for us).
 func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assignment, have []bool,
-	inflight map[int]bool, blocked map[peer.ID]time.Time, results chan<- pieceResult, wg *sync.WaitGroup) int {
+	inflight map[int]bool, blocked map[peer.ID]time.Time, results chan<- pieceResult, wg *sync.WaitGroup) (int, []tracker.Failure) {
+	var declined []tracker.Failure
 	type group struct {
 		seed bool
 		refs []exchange.PieceRef
@@ -514,6 +524,7 @@ func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assign
 			continue
 		}
 		if until, ok := blocked[pid]; ok && now.Before(until) {
+			declined = append(declined, tracker.Failure{Piece: a.Piece, Parent: a.Parent, Reason: tracker.ReasonOther})
 			continue
 		}
 		c, err := cid.Decode(a.CID)
@@ -548,7 +559,7 @@ func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assign
 			}(pid, g.seed, refs)
 		}
 	}
-	return started
+	return started, declined
 }
 
 func (d *Daemon) fetchFrom(ctx context.Context, pid peer.ID, seed bool, refs []exchange.PieceRef, results chan<- pieceResult) {
