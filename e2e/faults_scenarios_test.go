@@ -269,6 +269,11 @@ func scenarioByzantine(r *faultRun) {
 	for i, res := range r.startGets(ctx, url, "bz", ds)() {
 		t.Logf("%s: exit %d after %s", ds[i].Name, res.ExitCode, res.Elapsed.Round(time.Millisecond))
 		r.expectOK(ds[i].Name, res, r.outPath(fmt.Sprintf("bz%d", i)), f)
+		// Hostile parents cost a few idle timeouts (5 s), not the
+		// tracker's 60 s assignment timeout: 32 MiB takes ~1 s without them.
+		if res.Elapsed > 45*time.Second {
+			t.Errorf("%s: took %s: hostile members stalled the download", ds[i].Name, res.Elapsed.Round(time.Second))
+		}
 	}
 	var bad float64
 	for _, d := range ds {

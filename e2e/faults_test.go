@@ -102,6 +102,11 @@ func runFaultScenario(t *testing.T, name string, seed uint64, body func(*faultRu
 		}
 	})
 	r.env = newEnv(t)
+	if keep := os.Getenv("DFP2P_FAULT_LOGS"); keep != "" {
+		t.Cleanup(func() {
+			keepLogs(t, filepath.Join(r.dir, "cluster"), filepath.Join(keep, fmt.Sprintf("%s-seed%d", name, seed)))
+		})
+	}
 	body(r)
 	if t.Failed() {
 		return
@@ -195,6 +200,21 @@ func (r *faultRun) checkNoTempFiles() {
 	if len(left) > 0 {
 		r.t.Errorf("temp files left behind: %v", left)
 	}
+}
+
+// keepLogs copies the processes' logs to dst (DFP2P_FAULT_LOGS).
+func keepLogs(t *testing.T, src, dst string) {
+	logs, _ := filepath.Glob(filepath.Join(src, "*.log"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, filepath.Base(l)), b, 0o644)
+		}
+	}
+	t.Logf("process logs kept in %s", dst)
 }
 
 // faultResult is the line written to DFP2P_RELIABILITY_OUT.
