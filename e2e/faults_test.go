@@ -47,6 +47,7 @@ var faultScenarios = []struct {
 	{"peers-killed", scenarioPeersKilled},
 	{"tracker-restart", scenarioTrackerRestart},
 	{"seed-killed", scenarioSeedKilled},
+	{"seed-lost", scenarioSeedLost},
 	{"origin-faults", scenarioOriginFaults},
 	{"byzantine-peers", scenarioByzantine},
 	{"disk-full", scenarioDiskFull},
