@@ -186,12 +186,14 @@ func (r *faultRun) checkSurvivors() {
 	f := r.file("fresh-"+r.name+".bin", 1<<20+int64(len(r.name)))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for i, d := range r.watched {
+	for _, d := range r.watched {
 		if _, status := httpGet(r.t, d.HTTPClient(), d.URL()+"/healthz"); status != http.StatusOK {
 			r.t.Errorf("%s: /healthz answered %d after the fault", d.Name, status)
 		}
-		out := r.outPath(fmt.Sprintf("fresh-%s-%d", r.name, i))
-		r.expectOK(d.Name+" fresh get", r.c.Get(ctx, r.origin.FileURL(f.Name), out, "--daemon", d.URL()), out, f)
+	}
+	prefix := "fresh-" + r.name + "-"
+	for i, res := range r.startGets(ctx, r.origin.FileURL(f.Name), prefix, r.watched)() {
+		r.expectOK(r.watched[i].Name+" fresh get", res, r.outPath(fmt.Sprintf("%s%d", prefix, i)), f)
 	}
 }
 
