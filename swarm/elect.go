@@ -113,7 +113,9 @@ func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Dura
 // once. Rather than each stalled node reading the missing part from the
 // origin, the nodes elect one reader: it ranks itself with the providers
 // that still answer and are not complete (the others stalled on the same
-// pieces) by rendezvous hashing of the task ID. If it ranks first it returns
+// pieces) by rendezvous hashing of the task ID; a provider that is complete
+// by now (an elected reader finished) ends the election: the node fetches
+// again. If it ranks first it returns
 // an error wrapping stalled and the caller reads the rest from the origin,
 // keeping what it stored; otherwise it fetches from the providers again,
 // patiently (electStall), while the elected node's pieces arrive. The same
@@ -125,6 +127,7 @@ func ElectOnStall(ctx context.Context, f *Fetcher, req Request, obs cdn.Observer
 	provs, _ := f.finder.FindProviders(lctx, req.Task, f.cfg.maxProviders)
 	self := f.h.ID()
 	ids := []peer.ID{self}
+	complete := false
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range provs {
@@ -136,12 +139,16 @@ func ElectOnStall(ctx context.Context, f *Fetcher, req Request, obs cdn.Observer
 		}
 		wg.Go(func() {
 			st, err := poll(lctx, f, req.Task, p.ID)
-			if err != nil || st == nil || len(st.Manifest) > 0 {
-				return // gone (a dead seed's record), or complete
+			if err != nil || st == nil {
+				return // gone (a dead seed's record)
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			if len(st.Manifest) > 0 {
+				complete = true // someone finished meanwhile (an elected reader)
+				return
+			}
 			ids = append(ids, p.ID)
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -150,11 +157,15 @@ func ElectOnStall(ctx context.Context, f *Fetcher, req Request, obs cdn.Observer
 		return nil, ctx.Err()
 	}
 	first := rendezvous.Rank(string(req.Task), ids)[0]
-	if first == self {
+	switch {
+	case complete:
+		f.cfg.log.Info("swarm: stalled, but a provider holds the whole task now; fetching from it", "task", req.Task.Short())
+	case first == self:
 		f.cfg.log.Info("swarm: stalled; elected to read the rest from the origin", "task", req.Task.Short(), "contenders", len(ids))
 		return nil, fmt.Errorf("%w; elected to read the rest from the origin among %d", stalled, len(ids))
+	default:
+		f.cfg.log.Info("swarm: stalled; another node reads the rest from the origin, fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
 	}
-	f.cfg.log.Info("swarm: stalled; another node reads the rest from the origin, fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
 	patient := *f
 	patient.cfg.patient = true
 	patient.cfg.lookup = electPatience
