@@ -13,5 +13,13 @@
 // from inside a namespace, through the site's sockets (Site.Listen,
 // Site.HTTPClient, Proc.HTTPClient).
 //
+// For fault injection (faults.go, procfault.go, tmpfs.go): the origin
+// misbehaves on a seeded FaultSchedule (503, connection dropped mid-body,
+// crawl, down); StartCommand runs another binary built from the module
+// (BuildCommand, e.g. the hostile member e2e/cmd/byzantine) as a cluster
+// process; PinPorts keeps a process's addresses across Restart; MountTmpfs
+// and Proc.MoveToTmpfs give a process or an output a small file system that
+// fills up.
+//
 // It is test infrastructure: product code must not import it.
 package cluster
