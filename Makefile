@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Unit tests run with the race detector; end-to-end tests run real processes.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /sim)
 
-.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim deploy-check deploy-manifests
+.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim deploy-check deploy-manifests reliability
 
 all: build
 
@@ -60,8 +60,13 @@ sim:
 bench:
 	./scripts/bench.sh
 
+# reliability runs the fault-injection suite RUNS times with different seeds
+# (root: tmpfs mounts) and regenerates the table in docs/RELIABILITY.md.
+reliability:
+	RUNS=$(RUNS) ./scripts/reliability.sh
+
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
 clean:
-	rm -rf bin e2e.log
+	rm -rf bin e2e.log reliability-logs

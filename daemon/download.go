@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -407,7 +408,14 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				nextSchedule = time.Now().Add(250 * time.Millisecond)
 			default:
 				lastOK = time.Now()
-				started := d.dispatch(ctx, dl, resp.Assignments, have, inflight, blocked, results, &wg)
+				started, declined := d.dispatch(ctx, dl, resp.Assignments, have, inflight, blocked, results, &wg)
+				if len(declined) > 0 {
+					// Hand them back at once, or the tracker keeps them
+					// assigned to us (and the pieces unscheduled) until
+					// its assignment timeout.
+					failed = append(failed, declined...)
+					flush(true)
+				}
 				if started == 0 {
 					wait := time.Duration(resp.RetryAfterMs) * time.Millisecond
 					if wait <= 0 || wait > 2*time.Second {
@@ -440,6 +448,11 @@ func (d *Daemon) pullPieces(ctx context.Context, dl *download) error {
 				// A finished piece frees a slot: ask again soon.
 				nextSchedule = time.Now()
 			} else {
+				if diskFull(r.err) {
+					// Our own disk, not the parent: no other parent can
+					// help, so fail the download with one clear line.
+					return &Error{Msg: fmt.Sprintf("no space left on device: the daemon cannot store piece %d in %s", r.ref.Index, d.cfg.DataDir)}
+				}
 				reason := classify(r.err)
 				newBad := reason == tracker.ReasonBadPiece && !banned[r.parent]
 				d.m.pieceFailed(reason, newBad)
@@ -492,13 +505,22 @@ func classify(err error) string {
 
 var errDial = errors.New("cannot reach parent")
 
+// diskFull reports whether err is the daemon's own disk running out of space
+// (or quota) while storing a piece.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // refsPerStream is how many pieces one exchange stream carries pipelined.
 const refsPerStream = 4
 
 // dispatch starts fetches for the assignments it accepts and returns how many
-// pieces it started.
+// pieces it started, and the assignments it declined because their parent
+// failed this daemon recently (to be reported as failed, which frees them
+// on the tracker and makes it avoid that parent for us).
 func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assignment, have []bool,
-	inflight map[int]bool, blocked map[peer.ID]time.Time, results chan<- pieceResult, wg *sync.WaitGroup) int {
+	inflight map[int]bool, blocked map[peer.ID]time.Time, results chan<- pieceResult, wg *sync.WaitGroup) (int, []tracker.Failure) {
+	var declined []tracker.Failure
 	type group struct {
 		seed bool
 		refs []exchange.PieceRef
@@ -516,6 +538,7 @@ func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assign
 			continue
 		}
 		if until, ok := blocked[pid]; ok && now.Before(until) {
+			declined = append(declined, tracker.Failure{Piece: a.Piece, Parent: a.Parent, Reason: tracker.ReasonOther})
 			continue
 		}
 		c, err := cid.Decode(a.CID)
@@ -550,7 +573,7 @@ func (d *Daemon) dispatch(ctx context.Context, dl *download, as []tracker.Assign
 			}(pid, g.seed, refs)
 		}
 	}
-	return started
+	return started, declined
 }
 
 func (d *Daemon) fetchFrom(ctx context.Context, pid peer.ID, seed bool, refs []exchange.PieceRef, results chan<- pieceResult) {

@@ -42,7 +42,13 @@ func (d *Daemon) fetchSwarm(ctx context.Context, dl *download) (*content.Manifes
 	if dl.req.Digest != "" {
 		digest = string(dl.task)
 	}
-	m, err := swarm.FetchOrElect(ctx, f, d.dht, swarmSettle, swarm.Request{Task: dl.task, URL: dl.req.URL, Digest: digest}, storeObserver{d, dl, sourcePeer})
+	req := swarm.Request{Task: dl.task, URL: dl.req.URL, Digest: digest}
+	m, err := swarm.FetchOrElect(ctx, f, d.dht, swarmSettle, req, storeObserver{d, dl, sourcePeer})
+	if errors.Is(err, swarm.ErrStalled) && ctx.Err() == nil {
+		// Every downloader may have stalled on the same pieces (the
+		// tracker and seed died under all of them): one reads the rest.
+		m, err = swarm.ElectOnStall(ctx, f, req, storeObserver{d, dl, sourcePeer}, err)
+	}
 	if errors.Is(err, cdn.ErrDigestMismatch) {
 		return nil, &Error{Msg: err.Error()}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/dfp2p/dfp2p/cdn"
 	"github.com/dfp2p/dfp2p/content"
@@ -100,6 +102,73 @@ func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Dura
 	// The reader fills in as fast as its origin link allows, which may be
 	// slower than a piece per stall timeout (another region's reader on a
 	// thin link): wait for it longer before reading the origin a second time.
+	patient.cfg.stall = max(patient.cfg.stall, electStall)
+	patient.cfg.starve = max(patient.cfg.starve, electStall)
+	return patient.Fetch(ctx, req, obs)
+}
+
+// ElectOnStall is for a node whose Fetch failed with ErrStalled (stalled is
+// that error): the providers it found hold none of the pieces it lacks, as
+// when the cluster's only tracker and seed died under every downloader at
+// once. Rather than each stalled node reading the missing part from the
+// origin, the nodes elect one reader: it ranks itself with the providers
+// that still answer and are not complete (the others stalled on the same
+// pieces) by rendezvous hashing of the task ID; a provider that is complete
+// by now (an elected reader finished) ends the election: the node fetches
+// again. If it ranks first it returns
+// an error wrapping stalled and the caller reads the rest from the origin,
+// keeping what it stored; otherwise it fetches from the providers again,
+// patiently (electStall), while the elected node's pieces arrive. The same
+// caveats as FetchOrElect apply: it narrows the race, and a partial holder
+// that is not downloading may be elected, which costs electStall before
+// the caller reads the origin itself.
+func ElectOnStall(ctx context.Context, f *Fetcher, req Request, obs cdn.Observer, stalled error) (*content.Manifest, error) {
+	lctx, cancel := context.WithTimeout(ctx, f.cfg.lookup)
+	provs, _ := f.finder.FindProviders(lctx, req.Task, f.cfg.maxProviders)
+	self := f.h.ID()
+	ids := []peer.ID{self}
+	complete := false
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range provs {
+		if p.ID == self {
+			continue
+		}
+		if len(p.Addrs) > 0 {
+			f.h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.TempAddrTTL)
+		}
+		wg.Go(func() {
+			st, err := poll(lctx, f, req.Task, p.ID)
+			if err != nil || st == nil {
+				return // gone (a dead seed's record)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(st.Manifest) > 0 {
+				complete = true // someone finished meanwhile (an elected reader)
+				return
+			}
+			ids = append(ids, p.ID)
+		})
+	}
+	wg.Wait()
+	cancel()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	first := rendezvous.Rank(string(req.Task), ids)[0]
+	switch {
+	case complete:
+		f.cfg.log.Info("swarm: stalled, but a provider holds the whole task now; fetching from it", "task", req.Task.Short())
+	case first == self:
+		f.cfg.log.Info("swarm: stalled; elected to read the rest from the origin", "task", req.Task.Short(), "contenders", len(ids))
+		return nil, fmt.Errorf("%w; elected to read the rest from the origin among %d", stalled, len(ids))
+	default:
+		f.cfg.log.Info("swarm: stalled; another node reads the rest from the origin, fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
+	}
+	patient := *f
+	patient.cfg.patient = true
+	patient.cfg.lookup = electPatience
 	patient.cfg.stall = max(patient.cfg.stall, electStall)
 	patient.cfg.starve = max(patient.cfg.starve, electStall)
 	return patient.Fetch(ctx, req, obs)

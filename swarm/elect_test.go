@@ -142,3 +142,69 @@ func TestFetchOrElectNoSettle(t *testing.T) {
 		t.Fatalf("took %s", d)
 	}
 }
+
+// Three nodes hold the same first half of a task and nobody holds the rest
+// (the seed died under them): each stalls, then they elect one to read the
+// rest from the origin; the others copy it from the reader, and the origin
+// serves the missing half once instead of three times.
+func TestElectOnStall(t *testing.T) {
+	f := newTestFile(t, int(6*ps), 21)
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "blob", time.Time{}, slowReader{bytes.NewReader(f.data), &served})
+	}))
+	t.Cleanup(srv.Close)
+	dht := &memDHT{provs: map[content.TaskID][]peer.AddrInfo{}}
+
+	const nodes = 3
+	var elected atomic.Int32
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		h := nodetest.Host(t)
+		st, _ := openStore(t)
+		if err := st.Begin(f.id, f.url, f.m.Length, f.m.PieceSize); err != nil {
+			t.Fatal(err)
+		}
+		for p := range 3 {
+			copyPiece(t, f.seed, st, f.id, p)
+		}
+		xs := exchange.NewServer(h, st, exchange.WithStatus(exchange.StoreStatus(st)))
+		t.Cleanup(func() { xs.Close() })
+		n := memNode{d: dht, self: peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}}
+		_ = n.Provide(context.Background(), f.id)
+		fe := New(h, exchange.NewClient(h), st, n, WithRefresh(100*time.Millisecond), WithLookupTimeout(time.Second),
+			WithStarveTimeout(time.Second), WithLogger(slog.New(slog.DiscardHandler)))
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			req := Request{Task: f.id, URL: f.url}
+			m, err := fe.Fetch(ctx, req, nil)
+			if errors.Is(err, ErrStalled) {
+				m, err = ElectOnStall(ctx, fe, req, nil, err)
+			}
+			if errors.Is(err, ErrStalled) {
+				elected.Add(1)
+				m, err = cdn.NewFetcher(st, cdn.WithHTTPClient(srv.Client())).Fetch(ctx, cdn.Request{Task: f.id, URL: srv.URL + "/blob?X-Amz-Signature=secret"}, nil)
+			}
+			if err == nil && m.SHA256 != f.m.SHA256 {
+				err = errors.New("wrong file")
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	if elected.Load() != 1 {
+		t.Fatalf("%d nodes read the origin, want 1", elected.Load())
+	}
+	half := f.m.Length - 3*ps
+	// cdn's first ranged request may read a little past what it keeps.
+	if got := served.Load(); got < half || got > half+ps {
+		t.Fatalf("origin served %d bytes, want about the missing %d once", got, half)
+	}
+}

@@ -152,6 +152,12 @@ func listenAddrs(s *Site) string {
 }
 
 func (c *Cluster) start(site *Site, role string, args []string) (*Proc, error) {
+	return c.startBin(c.Bin, site, role, args)
+}
+
+// startBin starts bin ROLE --data-dir DIR --api 127.0.0.1:0 ARGS... and waits
+// for it to be ready (DIR/addrs, DIR/api, /healthz).
+func (c *Cluster) startBin(bin string, site *Site, role string, args []string) (*Proc, error) {
 	c.mu.Lock()
 	c.n++
 	name := fmt.Sprintf("%s%d", role, c.n)
@@ -160,7 +166,7 @@ func (c *Cluster) start(site *Site, role string, args []string) (*Proc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Proc{Name: name, Role: role, DataDir: dir, LogPath: filepath.Join(c.Dir, name+".log"), bin: c.Bin, Site: site,
+	p := &Proc{Name: name, Role: role, DataDir: dir, LogPath: filepath.Join(c.Dir, name+".log"), bin: bin, Site: site,
 		args: append([]string{role, "--data-dir", dir, "--api", "127.0.0.1:0"}, args...)}
 	if err := p.run(); err != nil {
 		return nil, err

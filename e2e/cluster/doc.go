@@ -16,6 +16,13 @@
 // StartBrowser (chromium.go) runs a headless Chromium with a fresh profile,
 // driven over the DevTools protocol (chromedp), that records console errors
 // and failed requests; Close leaves none of its processes behind.
+// For fault injection (faults.go, procfault.go, tmpfs.go): the origin
+// misbehaves on a seeded FaultSchedule (503, connection dropped mid-body,
+// crawl, down); StartCommand runs another binary built from the module
+// (BuildCommand, e.g. the hostile member e2e/cmd/byzantine) as a cluster
+// process; PinPorts keeps a process's addresses across Restart; MountTmpfs
+// and Proc.MoveToTmpfs give a process or an output a small file system that
+// fills up.
 //
 // It is test infrastructure: product code must not import it.
 package cluster

@@ -28,6 +28,8 @@ type Origin struct {
 	files map[string]File
 	// Delay, if set, slows every body write (for "kill mid-download" tests).
 	delay atomic.Int64
+	// faults is the fault schedule (faults.go), nil when well-behaved.
+	faults atomic.Pointer[FaultSchedule]
 }
 
 // File is a generated file the origin serves.
@@ -119,6 +121,9 @@ func (o *Origin) serveFile(w http.ResponseWriter, r *http.Request) {
 	o.mu.Unlock()
 	if !ok {
 		http.NotFound(w, r)
+		return
+	}
+	if o.injectFault(&w, r, file) {
 		return
 	}
 	f, err := os.Open(file.Path)
