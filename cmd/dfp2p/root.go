@@ -55,6 +55,11 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 	if path == "" {
 		path = os.Getenv("DFP2P_CONFIG")
 	}
+	if path == "" {
+		if err := checkConfigTypes(nil, cmd.Flags()); err != nil {
+			return nil, usagef("%v", err)
+		}
+	}
 	if path != "" {
 		b, err := readConfigFile(path)
 		if err != nil {
@@ -62,6 +67,9 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 		}
 		raw, err := parseConfigFile(b, known)
 		if err != nil {
+			return nil, usagef("config %s: %v", path, err)
+		}
+		if err := checkConfigTypes(raw, cmd.Flags()); err != nil {
 			return nil, usagef("config %s: %v", path, err)
 		}
 		// The map that was checked is the one used: the file is read once.
