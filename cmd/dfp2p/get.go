@@ -82,6 +82,11 @@ func runGet(cmd *cobra.Command, args []string) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, t, fmt.Errorf("timed out after %s", t))
 		defer cancel()
 	}
+	if d := v.GetString("daemon"); d != "" {
+		if err := client.CheckDaemon(d); err != nil {
+			return usagef("--daemon: %v", err)
+		}
+	}
 	if j := v.GetString("join"); j != "" {
 		if _, err := crypto.ParseJoinToken(j); err != nil {
 			return usagef("--join: %v", err)
