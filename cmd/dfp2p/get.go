@@ -151,6 +151,9 @@ func parseHeaders(hs []string) (http.Header, error) {
 		}
 		out.Add(textproto.CanonicalMIMEHeaderKey(name), strings.TrimSpace(value))
 	}
+	if err := content.CheckHeader(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
