@@ -70,9 +70,11 @@ func TestBadInput(t *testing.T) {
 	t.Run("config", func(t *testing.T) { badConfig(t, e) })
 	t.Run("protocol", func(t *testing.T) { badProtocol(t, e, tr, d, goodURL) })
 
-	// Nothing on disk changed but the metadata database and logs.
+	// Nothing on disk changed but the metadata database, logs and the one
+	// good task the flood case fetched.
+	floodTask, _ := content.TaskIDFor(e.origin.FileURL("flood.bin"), "", "", content.DefaultQueryFilter)
 	for _, p := range []*cluster.Proc{d, tr} {
-		if diff := before[p.Name].diff(snapshot(t, p.DataDir)); diff != "" {
+		if diff := before[p.Name].diff(snapshot(t, p.DataDir), string(floodTask)); diff != "" {
 			t.Errorf("%s data dir changed by bad input:\n%s", p.Name, diff)
 		}
 		if !p.Healthy() {
@@ -604,6 +606,7 @@ func badProtocol(t *testing.T, e *env, tr, d *cluster.Proc, goodURL string) {
 		trackIdle = 10 * time.Second // the tracker's request read deadline
 		memberIO  = 10 * time.Second // member.ioTimeout
 		gateWait  = 5 * time.Second  // member.certWait
+		dhtIdle   = time.Minute      // go-libp2p-kad-dht's stream idle timeout
 		slack     = 10 * time.Second
 	)
 	cases := []protoCase{
@@ -650,10 +653,12 @@ func badProtocol(t *testing.T, e *env, tr, d *cluster.Proc, goodURL string) {
 		{name: "member/slow-loris", target: "tracker", proto: memberProt, payload: varint(100), hold: true, member: true, want: "reset", within: memberIO + slack},
 		{name: "join/garbage", target: "tracker", proto: joinProt, payload: frame([]byte("{{{{")), want: "reset", within: quick},
 		{name: "join/bad-proof", target: "tracker", proto: joinProt, payload: frameJSON(map[string]any{"proof": []byte("guess")}), want: "answer:", within: quick},
+		{name: "join/slow-loris", target: "tracker", proto: joinProt, payload: varint(64), hold: true, want: "reset", within: memberIO + slack},
 		{name: "join/oversized-frame", target: "tracker", proto: joinProt, payload: varint(1 << 21), want: "reset", within: quick},
 		// DHT
 		{name: "dht/garbage", target: "daemon", proto: kadProtocol, payload: []byte("\x05hello garbage"), member: true, want: "reset", within: quick + slack},
 		{name: "dht/oversized-frame", target: "tracker", proto: kadProtocol, payload: varint(1 << 40), member: true, want: "reset", within: quick + slack},
+		{name: "dht/slow-loris", target: "daemon", proto: kadProtocol, payload: varint(100), hold: true, member: true, want: "reset", within: dhtIdle + slack},
 		// outsiders: every gated protocol refuses them before reading
 		{name: "outsider/exchange", target: "daemon", proto: exchangeProt, payload: pieces(ref(string(task), 0, unknownCID)), want: "reset", within: gateWait + slack},
 		{name: "outsider/status", target: "daemon", proto: statusProt, payload: frameJSON(map[string]string{"task": string(task)}), want: "reset", within: gateWait + slack},
@@ -738,6 +743,51 @@ func badProtocol(t *testing.T, e *env, tr, d *cluster.Proc, goodURL string) {
 			})
 		}
 	})
+	// A flood: a member holds 100 unfinished streams each on the seed's
+	// exchange and tracker protocols. The cluster still serves a new file
+	// (whose pieces come from that seed) to the daemon meanwhile.
+	t.Run("flood", func(t *testing.T) {
+		f := e.file("flood.bin", 2<<20)
+		fctx, fcancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer fcancel()
+		var fwg sync.WaitGroup
+		var resets, opened, held sync.Map
+		for i := range 200 {
+			proto := protocol.ID(exchangeProt)
+			if i%2 == 1 {
+				proto = tracker.ProtocolID
+			}
+			fwg.Go(func() {
+				o := hostiles[true].Send(fctx, ids["tracker"], proto, varint(1000), true, 40*time.Second)
+				switch {
+				case !o.Opened:
+					resets.Store(i, true)
+				case o.TimedOut:
+					held.Store(i, true)
+				default:
+					opened.Store(i, true)
+				}
+			})
+		}
+		time.Sleep(2 * time.Second)
+		out := e.outPath("flood.bin")
+		r := e.c.Get(fctx, e.origin.FileURL(f.Name), out, "--daemon", d.URL())
+		if r.ExitCode != 0 {
+			t.Errorf("get during the flood: exit %d: %s", r.ExitCode, r.Stderr)
+		} else if sha256File(t, out) != f.SHA256 {
+			t.Error("get during the flood: wrong data")
+		}
+		t.Logf("get during the flood took %s", r.Elapsed.Round(time.Millisecond))
+		fwg.Wait()
+		count := func(m *sync.Map) (n int) {
+			m.Range(func(any, any) bool { n++; return true })
+			return n
+		}
+		t.Logf("flood streams: %d refused at open, %d reset or closed by the tracker, %d still held after 40 s", count(&resets), count(&opened), count(&held))
+		if count(&held) > 0 {
+			t.Errorf("%d streams were held for 40 s without a request: the read deadlines did not fire", count(&held))
+		}
+	})
 	for _, h := range hostiles {
 		h.Close()
 	}
@@ -789,9 +839,12 @@ func snapshot(t *testing.T, dir string) dirState {
 	return s
 }
 
-func (a dirState) diff(b dirState) string {
+func (a dirState) diff(b dirState, ignore string) string {
 	var d []string
 	for k, v := range b {
+		if ignore != "" && strings.Contains(k, ignore) {
+			continue
+		}
 		if w, ok := a[k]; !ok {
 			d = append(d, "new "+k)
 		} else if v != w {
