@@ -67,6 +67,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("cli", func(t *testing.T) { badCLI(t, e, d, goodURL, good) })
 	t.Run("api", func(t *testing.T) { badAPI(t, d, goodURL) })
 	t.Run("proxy", func(t *testing.T) { badProxy(t, d) })
+	t.Run("slow-http", func(t *testing.T) { slowHTTP(t, d) })
 	t.Run("config", func(t *testing.T) { badConfig(t, e) })
 	t.Run("protocol", func(t *testing.T) { badProtocol(t, e, tr, d, goodURL) })
 
@@ -379,6 +380,44 @@ func badAPI(t *testing.T, d *cluster.Proc, goodURL string) {
 			t.Logf("%d %s", status, truncateMsg(strings.TrimSpace(body)))
 			if status != c.status {
 				t.Errorf("status %d, want %d", status, c.status)
+			}
+		})
+	}
+}
+
+// HTTP slow loris on the daemon's API and proxy: headers that never end
+// are cut by the header timeout (10 s), a fetch body that never ends by the
+// body deadline (httpapi.BodyTimeout, 30 s, answered 400).
+func slowHTTP(t *testing.T, d *cluster.Proc) {
+	for _, c := range []struct {
+		name, addr, partial, want string
+		within                    time.Duration
+	}{
+		{"api/headers", d.API, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", "", 10*time.Second + 10*time.Second},
+		{"proxy/headers", d.Proxy, "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ", "", 10*time.Second + 10*time.Second},
+		{"api/fetch-body", d.API, "POST /api/v1/fetch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"url\"", "400 Bad Request", 30*time.Second + 10*time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			if _, err := io.WriteString(conn, c.partial); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(c.within + 10*time.Second))
+			b, err := io.ReadAll(io.LimitReader(conn, 64<<10))
+			el := time.Since(start)
+			first, _, _ := strings.Cut(string(b), "\r\n")
+			t.Logf("closed after %s (%v), first line %q", el.Round(time.Millisecond), err, first)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || el > c.within {
+				t.Errorf("held for %s, want the server to end it within %s", el.Round(time.Millisecond), c.within)
+			}
+			if c.want != "" && !strings.Contains(first, c.want) {
+				t.Errorf("answer %q, want %q", first, c.want)
 			}
 		})
 	}
