@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Unit tests run with the race detector; end-to-end tests run real processes.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /e2e -e /sim)
 
-.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim deploy-check deploy-manifests reliability
+.PHONY: all build test unit simtier e2e vet demo bench fuzz clean deps sim deploy-check deploy-manifests reliability soak soaksmoke
 
 all: build
 
@@ -22,7 +22,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-test: deps vet unit simtier e2e deploy-check
+test: deps vet unit simtier e2e deploy-check soaksmoke
 
 unit:
 	$(GO) test -race -timeout 10m $(UNIT_PKGS)
@@ -56,6 +56,18 @@ demo: build
 sim:
 	@./scripts/deps.sh aria2 mktorrent opentracker iproute2
 	cd testground && $(GO) run ./cmd/sim $(SIMFLAGS)
+
+# soak: random gets, SIGKILLs and restarts against a tracker and 3 daemons
+# for DURATION; checks every get's sha256 and that RSS, goroutines and open
+# FDs stay bounded. CSV, plots and summary.txt in SOAK_OUT. `make test` runs
+# a 2-minute smoke (soaksmoke).
+DURATION ?= 30m
+SOAK_OUT ?= soak-results/$(shell date +%Y%m%d-%H%M%S)-$(DURATION)
+soak:
+	DFP2P_SOAK_DURATION=$(DURATION) DFP2P_SOAK_OUT=$(abspath $(SOAK_OUT)) $(GO) test -count=1 -timeout 24h -run '^TestSoak$$' -v ./e2e/
+
+soaksmoke:
+	$(MAKE) soak DURATION=2m
 
 bench:
 	./scripts/bench.sh

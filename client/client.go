@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -96,6 +97,13 @@ type httpStream struct {
 	base   string
 	hc     *http.Client
 	err    error
+}
+
+// CheckDaemon reports whether s is a usable daemon address
+// (http://HOST:PORT, https://HOST:PORT or HOST:PORT).
+func CheckDaemon(s string) error {
+	_, err := daemonBase(s)
+	return err
 }
 
 func daemonBase(s string) (string, error) {
@@ -284,20 +292,25 @@ func Get(ctx context.Context, o Options, req Request, path string, progress Prog
 		return Stats{}, errors.New("no output path given")
 	}
 	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(dir); err != nil {
 		return Stats{}, fmt.Errorf("output directory %s does not exist", dir)
+	} else if !fi.IsDir() {
+		return Stats{}, fmt.Errorf("output directory %s is not a directory", dir)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return Stats{}, fmt.Errorf("output path %s is a directory", path)
 	}
-	s, err := Open(ctx, o, req)
-	if err != nil {
-		return Stats{}, err
-	}
-	defer s.Close()
+	// The temp file is created before the download starts, so that an
+	// output directory we cannot write to fails at once instead of after
+	// the whole file crossed the network. O_EXCL with a random name: a
+	// file or symlink planted beside path is never opened.
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".dfp2p-*")
 	if err != nil {
-		return Stats{}, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return Stats{}, fmt.Errorf("cannot write to output directory %s: %w", dir, err)
 	}
 	ok := false
 	defer func() {
@@ -306,6 +319,11 @@ func Get(ctx context.Context, o Options, req Request, path string, progress Prog
 			os.Remove(tmp.Name())
 		}
 	}()
+	s, err := Open(ctx, o, req)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer s.Close()
 	h := sha256.New()
 	var r io.Reader = s
 	if progress != nil {

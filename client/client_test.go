@@ -118,3 +118,32 @@ func TestGetRefusesBadOutput(t *testing.T) {
 		}
 	}
 }
+
+// An output directory that cannot take the file fails before the download
+// starts (the daemon is never asked), with a message naming the directory.
+func TestGetChecksOutputBeforeFetching(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asked := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked = true }))
+	defer srv.Close()
+	for path, want := range map[string]string{
+		filepath.Join(dir, "missing", "f"): "does not exist",
+		filepath.Join(file, "f"):           "is not a directory",
+		dir:                                "is a directory",
+	} {
+		_, err := Get(context.Background(), Options{Daemon: srv.URL}, Request{URL: "http://o/f"}, path, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", path, err, want)
+		}
+	}
+	if asked {
+		t.Error("the daemon was asked to fetch for an unusable output path")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

@@ -135,12 +135,18 @@ func StatusFor(err error) int {
 
 func (d *Daemon) handleFetch(w http.ResponseWriter, r *http.Request) {
 	var req Request
+	lift := httpapi.BodyDeadline(w)
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxFetchBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil { // the rest of the body, under the deadline too
+		_, err = io.Copy(io.Discard, io.LimitReader(r.Body, maxFetchBody))
+	}
+	if err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "bad fetch request: "+err.Error())
 		return
 	}
+	lift()
 	s, err := d.Open(r.Context(), req)
 	if err != nil {
 		var de *Error

@@ -338,6 +338,9 @@ func (d *Daemon) start(req Request) (*download, error) {
 	if _, err := content.ParseURL(req.URL); err != nil {
 		return nil, &Error{Msg: err.Error(), BadRequest: true}
 	}
+	if err := content.CheckHeader(req.Header); err != nil {
+		return nil, &Error{Msg: err.Error(), BadRequest: true}
+	}
 	id, err := content.TaskIDFor(req.URL, req.Tag, req.Digest, d.cfg.QueryFilter)
 	if err != nil {
 		return nil, &Error{Msg: err.Error(), BadRequest: true}

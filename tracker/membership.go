@@ -244,6 +244,7 @@ func (t *Tracker) revokeHandler(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Peer string `json:"peer"`
 	}
+	_ = httpapi.BodyDeadline(w) // a short answer follows: the deadline may stay
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "want {\"peer\": \"<peer ID>\"}")
 		return

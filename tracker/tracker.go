@@ -514,6 +514,9 @@ func (t *Tracker) register(ctx context.Context, p peer.ID, req *Request) *Respon
 	if err != nil {
 		return errResp(err)
 	}
+	if err := content.CheckHeader(http.Header(req.Header)); err != nil {
+		return errResp(err)
+	}
 	if req.Task != "" && req.Task != id {
 		return &Response{Error: fmt.Sprintf("task id %s does not match the URL, tag and digest (want %s)", req.Task.Short(), id.Short())}
 	}

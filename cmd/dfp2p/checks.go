@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,4 +220,20 @@ func sortedNames(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// checkEnv checks every DFP2P_* variable that names one of cmd's flags with
+// the same parser as a config-file value (configValue): viper would
+// otherwise turn DFP2P_GC_INTERVAL=soon into a silent zero.
+func checkEnv(cmd *cobra.Command) error {
+	var err error
+	freshFlags(cmd).VisitAll(func(f *pflag.Flag) {
+		name := "DFP2P_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if s, ok := os.LookupEnv(name); ok && err == nil {
+			if _, e := configValue(f, s); e != nil {
+				err = fmt.Errorf("%s: %v", name, e)
+			}
+		}
+	})
+	return err
 }

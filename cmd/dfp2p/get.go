@@ -77,6 +77,11 @@ func runGet(cmd *cobra.Command, args []string) error {
 	}
 	ctx, cancel := withTimeout(cmd.Context(), v.GetDuration("timeout"), "")
 	defer cancel()
+	if d := v.GetString("daemon"); d != "" {
+		if err := client.CheckDaemon(d); err != nil {
+			return usagef("--daemon: %v", err)
+		}
+	}
 	if j := v.GetString("join"); j != "" {
 		if _, err := crypto.ParseJoinToken(j); err != nil {
 			return usagef("--join: %v", err)
@@ -137,6 +142,9 @@ func parseHeaders(hs []string) (http.Header, error) {
 			}
 		}
 		out.Add(textproto.CanonicalMIMEHeaderKey(name), strings.TrimSpace(value))
+	}
+	if err := content.CheckHeader(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -59,6 +59,9 @@ func loadConfig(cmd *cobra.Command) (*viper.Viper, error) {
 	if path == "" {
 		path = os.Getenv("DFP2P_CONFIG")
 	}
+	if err := checkEnv(cmd); err != nil {
+		return nil, usagef("%v", err)
+	}
 	if path != "" {
 		b, err := readConfigFile(path)
 		if err != nil {

@@ -161,8 +161,8 @@ func (p *Prometheus) get(ctx context.Context, path string) ([]byte, error) {
 	return b, nil
 }
 
-// Sample is one series of an instant query's answer.
-type Sample struct {
+// PromSample is one series of an instant query's answer.
+type PromSample struct {
 	Metric map[string]string
 	Value  float64
 }
@@ -178,7 +178,7 @@ type apiAnswer struct {
 // Query runs an instant query (/api/v1/query) and returns its samples: the
 // series of a vector, or one sample for a scalar. An answer whose status is
 // not "success" is an error.
-func (p *Prometheus) Query(ctx context.Context, expr string) ([]Sample, error) {
+func (p *Prometheus) Query(ctx context.Context, expr string) ([]PromSample, error) {
 	b, err := p.get(ctx, "/api/v1/query?query="+url.QueryEscape(expr))
 	var ans apiAnswer
 	if jerr := json.Unmarshal(b, &ans); jerr != nil {
@@ -206,13 +206,13 @@ func (p *Prometheus) Query(ctx context.Context, expr string) ([]Sample, error) {
 		if err := json.Unmarshal(data.Result, &vec); err != nil {
 			return nil, fmt.Errorf("query %q: %w", expr, err)
 		}
-		out := make([]Sample, 0, len(vec))
+		out := make([]PromSample, 0, len(vec))
 		for _, s := range vec {
 			v, err := sampleValue(s.Value)
 			if err != nil {
 				return nil, fmt.Errorf("query %q: %w", expr, err)
 			}
-			out = append(out, Sample{Metric: s.Metric, Value: v})
+			out = append(out, PromSample{Metric: s.Metric, Value: v})
 		}
 		return out, nil
 	case "scalar":
@@ -224,7 +224,7 @@ func (p *Prometheus) Query(ctx context.Context, expr string) ([]Sample, error) {
 		if err != nil {
 			return nil, fmt.Errorf("query %q: %w", expr, err)
 		}
-		return []Sample{{Value: v}}, nil
+		return []PromSample{{Value: v}}, nil
 	}
 	return nil, fmt.Errorf("query %q: result type %q", expr, data.ResultType)
 }
@@ -259,7 +259,7 @@ func (p *Prometheus) MetricNames(ctx context.Context) ([]string, error) {
 
 // WaitFor polls expr until its first sample satisfies ok or ctx ends, and
 // returns the last samples seen.
-func (p *Prometheus) WaitFor(ctx context.Context, expr string, ok func(float64) bool) ([]Sample, error) {
+func (p *Prometheus) WaitFor(ctx context.Context, expr string, ok func(float64) bool) ([]PromSample, error) {
 	for {
 		s, err := p.Query(ctx, expr)
 		if err == nil && len(s) > 0 && ok(s[0].Value) {
