@@ -86,7 +86,7 @@ type Manager struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	running  chan struct{}
+	running  *fifo // job slots, granted in submission order
 	seeds    chan struct{}
 	peerCall chan struct{}
 
@@ -96,10 +96,11 @@ type Manager struct {
 }
 
 type job struct {
-	req *parsed
-	mu  sync.Mutex
-	v   Job
-	tg  []Target
+	req   *parsed
+	place chan struct{} // its place in the running queue, taken at Submit
+	mu    sync.Mutex
+	v     Job
+	tg    []Target
 }
 
 func (j *job) view() Job {
@@ -146,7 +147,7 @@ func New(cfg Config) *Manager {
 		cfg.Logger = slog.Default()
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "preheat"), jobs: map[string]*job{},
-		running: make(chan struct{}, cfg.MaxRunning), seeds: make(chan struct{}, cfg.MaxSeeds),
+		running: newFIFO(cfg.MaxRunning), seeds: make(chan struct{}, cfg.MaxSeeds),
 		peerCall: make(chan struct{}, cfg.MaxPeerCalls)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
@@ -196,6 +197,7 @@ func (m *Manager) Submit(req Request) (Job, error) {
 	m.jobs[j.v.ID] = j
 	m.seq = append(m.seq, j.v.ID)
 	m.pruneLocked()
+	j.place = m.running.take()
 	m.wg.Add(1)
 	go m.run(j)
 	m.log.Info("preheat job submitted", "job", j.v.ID, "kind", j.v.Kind, "target", j.v.Target, "peers", j.v.Peers)
@@ -281,10 +283,10 @@ func (m *Manager) run(j *job) {
 }
 
 func (m *Manager) runJob(ctx context.Context, j *job) error {
-	if !acquire(ctx, m.running) {
+	if !m.running.wait(ctx, j.place) {
 		return cause(ctx)
 	}
-	defer func() { <-m.running }()
+	defer m.running.release()
 	now := time.Now().UTC()
 	j.update(func(v *Job) { v.State, v.Started = StateRunning, &now })
 
