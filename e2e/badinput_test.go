@@ -214,18 +214,7 @@ func badCLI(t *testing.T, e *env, d *cluster.Proc, goodURL string, good cluster.
 			defer cancel()
 			cmd := exec.CommandContext(cctx, bin, args...)
 			cmd.Dir = outDir
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			start := time.Now()
-			err := cmd.Run()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			msg := strings.TrimSpace(stderr.String())
-			t.Logf("exit %d in %s: %s", code, time.Since(start).Round(time.Millisecond), truncateMsg(msg))
+			code, msg := runExit(t, cmd)
 			if code != c.code {
 				t.Errorf("exit %d, want %d", code, c.code)
 			}
@@ -552,19 +541,8 @@ func runStartup(t *testing.T, args []string, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	msg := strings.TrimSpace(stderr.String())
-	t.Logf("exit %d in %s: %s", code, time.Since(start).Round(time.Millisecond), truncateMsg(msg))
+	code, msg := runExit(t, exec.CommandContext(ctx, bin, args...))
 	if code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
@@ -900,4 +878,17 @@ func (a dirState) diff(b dirState, ignore string) string {
 		}
 	}
 	return strings.Join(d, "\n")
+}
+
+// runExit runs cmd and returns its exit code and its stderr, trimmed; a
+// command that could not run at all fails the test.
+func runExit(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	r := cluster.RunCommand(cmd)
+	if r.ExitCode < 0 {
+		t.Fatal(r.Stderr)
+	}
+	msg := strings.TrimSpace(r.Stderr)
+	t.Logf("exit %d in %s: %s", r.ExitCode, r.Elapsed.Round(time.Millisecond), truncateMsg(msg))
+	return r.ExitCode, msg
 }

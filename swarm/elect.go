@@ -96,15 +96,7 @@ func FetchOrElect(ctx context.Context, f *Fetcher, a Announcer, settle time.Dura
 		return nil, fmt.Errorf("%w: elected to read the origin among %d", ErrNoProviders, len(ids))
 	}
 	f.cfg.log.Info("swarm: another node reads the origin; fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
-	patient := *f
-	patient.cfg.patient = true
-	patient.cfg.lookup = electPatience
-	// The reader fills in as fast as its origin link allows, which may be
-	// slower than a piece per stall timeout (another region's reader on a
-	// thin link): wait for it longer before reading the origin a second time.
-	patient.cfg.stall = max(patient.cfg.stall, electStall)
-	patient.cfg.starve = max(patient.cfg.starve, electStall)
-	return patient.Fetch(ctx, req, obs)
+	return f.fetchFromReader(ctx, req, obs)
 }
 
 // ElectOnStall is for a node whose Fetch failed with ErrStalled (stalled is
@@ -166,6 +158,14 @@ func ElectOnStall(ctx context.Context, f *Fetcher, req Request, obs cdn.Observer
 	default:
 		f.cfg.log.Info("swarm: stalled; another node reads the rest from the origin, fetching from it", "task", req.Task.Short(), "reader", first, "contenders", len(ids))
 	}
+	return f.fetchFromReader(ctx, req, obs)
+}
+
+// fetchFromReader fetches while the elected reader fills the task in. It
+// fills in as fast as its origin link allows, which may be slower than a
+// piece per stall timeout (another region's reader on a thin link): wait for
+// it longer before reading the origin a second time.
+func (f *Fetcher) fetchFromReader(ctx context.Context, req Request, obs cdn.Observer) (*content.Manifest, error) {
 	patient := *f
 	patient.cfg.patient = true
 	patient.cfg.lookup = electPatience

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -365,21 +364,7 @@ func (c *Cluster) Get(ctx context.Context, url, out string, extra ...string) Get
 func (c *Cluster) GetIn(ctx context.Context, s *Site, url, out string, extra ...string) GetResult {
 	args := append([]string{"get", url, "-O", out, "--no-progress"}, extra...)
 	cmd := s.command(ctx, c.Bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = io.Discard
 	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
-	start := time.Now()
-	err := cmd.Run()
-	res := GetResult{Stderr: stderr.String(), Elapsed: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitCode()
-	default:
-		res.ExitCode = -1
-		res.Stderr += err.Error()
-	}
-	return res
+	r := RunCommand(cmd)
+	return GetResult{ExitCode: r.ExitCode, Stderr: r.Stderr, Elapsed: r.Elapsed}
 }

@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,22 +23,9 @@ func (c *Cluster) Preheat(ctx context.Context, tracker *Proc, target string, ext
 	args := append([]string{"preheat", target, "--tracker-api", tracker.URL(),
 		"--token-file", filepath.Join(tracker.DataDir, "api-token"), "--no-progress"}, extra...)
 	cmd := exec.CommandContext(ctx, c.Bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
-	start := time.Now()
-	err := cmd.Run()
-	res := PreheatResult{JobID: strings.TrimSpace(stdout.String()), Stderr: stderr.String(), Elapsed: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitCode()
-	default:
-		res.ExitCode = -1
-		res.Stderr += err.Error()
-	}
-	return res
+	r := RunCommand(cmd)
+	return PreheatResult{JobID: strings.TrimSpace(r.Stdout), ExitCode: r.ExitCode, Stderr: r.Stderr, Elapsed: r.Elapsed}
 }
 
 // PeerID is the process's libp2p peer ID (from its first multiaddr).
