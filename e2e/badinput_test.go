@@ -491,7 +491,7 @@ func badConfig(t *testing.T, e *env) {
 		{"billion-laughs", laughs, "excessive aliasing"},
 		{"non-utf8", "data-dir: /tmp/\xff\xfe\n", "utf-8"},
 		{"deeply-nested", "listen: " + strings.Repeat("[", 10000) + strings.Repeat("]", 10000), "config"},
-		{"wrong-type-duration", "DURKEY: banana\n", "want a duration"},
+		{"wrong-type-duration", "DURKEY: banana\n", "invalid duration"},
 		{"wrong-type-list", "log-level: [debug]\n", "got a list"},
 		{"wrong-type-map", "log-level: {a: 1}\n", "got a mapping"},
 		{"not-a-mapping", "- a\n- b\n", "want a mapping"},

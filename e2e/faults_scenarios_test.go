@@ -344,7 +344,7 @@ func scenarioByzantine(r *faultRun) {
 		bad += metric(t, d, "dfp2p_bad_pieces_total")
 		checkPieceFiles(r, d, task)
 	}
-	tbad := metric(t, tr, "dfp2p_tracker_bad_pieces_total")
+	tbad := metric(t, tr, `dfp2p_tracker_reported_pieces_total{outcome="bad-piece"}`)
 	t.Logf("bad pieces detected by daemons: %.0f, reported to the tracker: %.0f", bad, tbad)
 	if bad == 0 || tbad == 0 {
 		t.Errorf("the garbage peer's pieces were never detected (daemons %.0f, tracker %.0f)", bad, tbad)

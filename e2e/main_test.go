@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,15 +203,13 @@ func httpGet(t *testing.T, hc *http.Client, url string) ([]byte, int) {
 // when name includes the labels) from a process's /metrics; 0 if absent.
 func metric(t *testing.T, p *cluster.Proc, name string) float64 {
 	t.Helper()
-	for _, l := range strings.Split(textWith(t, p.HTTPClient(), p.URL()+"/metrics"), "\n") {
-		if v, ok := strings.CutPrefix(l, name+" "); ok {
-			var f float64
-			if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
-				return f
-			}
-		}
+	// A series that is not there fails the test rather than reading as 0:
+	// a renamed metric must not turn an assertion into a silent pass.
+	v, err := p.Metric(context.Background(), name)
+	if err != nil {
+		t.Fatalf("metric %s: %v", name, err)
 	}
-	return 0
+	return v
 }
 
 // textWith GETs url through hc and returns at most 4 MiB of the body.
