@@ -186,8 +186,11 @@ func TestRateLimitSeedOriginAndUpload(t *testing.T) {
 	close(stop)
 	<-sampled
 	checkRate(t, "seed origin reads (two downloads)", float64(48<<20)/(tb-ts).Seconds(), originLimit)
-	// The origin's counter: from its first to its last byte of the big
-	// file (the sockets' buffers shift both ends alike).
+	// Cross-check with the origin's own counter, from its first to its last
+	// byte of the big file: nothing reads around the limiter. The origin
+	// finishes early by what the parallel ranges' socket buffers hold (a few
+	// MiB on loopback, ~0.5 s at 8 MiB/s), so this side gets 25%; the
+	// limiter itself is held to 10% above, where the seed reads.
 	var first, last *sample
 	for i := range samples {
 		if first == nil && samples[i].n > 0 {
@@ -200,7 +203,11 @@ func TestRateLimitSeedOriginAndUpload(t *testing.T) {
 	if first == nil || last == nil || last == first {
 		t.Fatalf("origin counter never reached the file's size: %d samples", len(samples))
 	}
-	checkRate(t, "origin byte counter", float64(last.n-first.n)/last.at.Sub(first.at).Seconds(), originLimit)
+	got, lim := float64(last.n-first.n)/last.at.Sub(first.at).Seconds(), float64(originLimit)
+	t.Logf("origin byte counter: %.2f MiB/s against a limit of %.2f MiB/s (%+.1f%%)", got/(1<<20), lim/(1<<20), 100*(got-lim)/lim)
+	if got > 1.25*lim || got < 0.9*lim {
+		t.Errorf("origin byte counter: %.2f MiB/s, want %.2f MiB/s -10%%/+25%%", got/(1<<20), lim/(1<<20))
+	}
 
 	// Upload: lift the origin limit and hold the seed's uploads to 12 MiB/s.
 	setLimits(t, tr, "--tracker-api", "origin=0", "upload=12MiB")
