@@ -294,9 +294,17 @@ func listDir(t *testing.T, dir string) map[string]int64 {
 	return out
 }
 
-func diffLists(a, b map[string]int64) string {
+func diffLists(a, b map[string]int64) string { return strings.Join(diffMaps(a, b, ""), ", ") }
+
+// diffMaps names the keys of b that are new or changed against a, and those
+// of a that b lacks; keys containing ignore (when set) are left out of the
+// first two.
+func diffMaps[V comparable](a, b map[string]V, ignore string) []string {
 	var d []string
 	for k, v := range b {
+		if ignore != "" && strings.Contains(k, ignore) {
+			continue
+		}
 		if w, ok := a[k]; !ok {
 			d = append(d, "new "+k)
 		} else if v != w {
@@ -308,7 +316,7 @@ func diffLists(a, b map[string]int64) string {
 			d = append(d, "removed "+k)
 		}
 	}
-	return strings.Join(d, ", ")
+	return d
 }
 
 // --- daemon API --------------------------------------------------------
@@ -861,23 +869,7 @@ func snapshot(t *testing.T, dir string) dirState {
 }
 
 func (a dirState) diff(b dirState, ignore string) string {
-	var d []string
-	for k, v := range b {
-		if ignore != "" && strings.Contains(k, ignore) {
-			continue
-		}
-		if w, ok := a[k]; !ok {
-			d = append(d, "new "+k)
-		} else if v != w {
-			d = append(d, "changed "+k)
-		}
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			d = append(d, "removed "+k)
-		}
-	}
-	return strings.Join(d, "\n")
+	return strings.Join(diffMaps(a, b, ignore), "\n")
 }
 
 // runExit runs cmd and returns its exit code and its stderr, trimmed; a
