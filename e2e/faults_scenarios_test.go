@@ -95,11 +95,7 @@ func scenarioTrackerRestart(r *faultRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	wait := r.startGets(ctx, url, "tr", ds)
-	waitFor(t, 2*time.Minute, "the kill point", func() bool {
-		st, ok := taskStatus(watcher, task)
-		return ok && float64(st.Held) >= point*float64(st.Pieces)
-	})
-	st, _ := taskStatus(watcher, task)
+	st := waitHeld(t, watcher, task, point)
 	t.Logf("SIGKILL %s with %d/%d pieces on %s", tr.Name, st.Held, st.Pieces, watcher.Name)
 	tr.Kill()
 	time.Sleep(down) // the fault: the tracker stays down this long
@@ -150,11 +146,7 @@ func scenarioSeedKilled(r *faultRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	wait := r.startGets(ctx, url, "fo", ds)
-	waitFor(t, 2*time.Minute, "the kill point", func() bool {
-		st, ok := taskStatus(watcher, task)
-		return ok && float64(st.Held) >= point*float64(st.Pieces)
-	})
-	st, _ := taskStatus(watcher, task)
+	st := waitHeld(t, watcher, task, point)
 	t.Logf("SIGKILL the owning tracker %s (and its seed) with %d/%d pieces on %s", owner.Name, st.Held, st.Pieces, watcher.Name)
 	owner.Kill()
 	for i, res := range wait() {

@@ -279,3 +279,16 @@ func taskOf(t *testing.T, url string) content.TaskID {
 	}
 	return id
 }
+
+// waitHeld waits until d holds at least fraction of task's pieces (the kill
+// point) and returns its status then.
+func waitHeld(t *testing.T, d *cluster.Proc, task content.TaskID, fraction float64) daemon.TaskStatus {
+	t.Helper()
+	var st daemon.TaskStatus
+	waitFor(t, 2*time.Minute, "the kill point", func() bool {
+		var ok bool
+		st, ok = taskStatus(d, task)
+		return ok && float64(st.Held) >= fraction*float64(st.Pieces)
+	})
+	return st
+}
